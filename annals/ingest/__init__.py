@@ -1,0 +1,1 @@
+"""Turning incoming event documents into domain events."""

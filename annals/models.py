@@ -1,0 +1,71 @@
+"""The domain objects every layer shares. No engine or HTTP types in here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TraitType(enum.IntEnum):
+    """Trait data types, numbered as Ceilometer's event publisher numbers them."""
+
+    STRING = 1
+    INTEGER = 2
+    FLOAT = 3
+    DATETIME = 4
+
+    @property
+    def api_name(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_api_name(cls, name: str) -> TraitType:
+        return cls[name.upper()]
+
+
+TraitValue = str | int | float | dt.datetime
+
+#: Longest message_id, event type and trait name.
+NAME_LENGTH = 255
+#: Longest string trait value: (name, value, event_id) must fit one InnoDB index entry
+#: (3072 bytes in utf8mb4) and one PostgreSQL btree entry.
+STRING_VALUE_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Trait:
+    name: str
+    type: TraitType
+    value: TraitValue
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    message_id: str
+    event_type: str
+    generated: dt.datetime  # naive, UTC
+    traits: tuple[Trait, ...] = ()
+    raw: Any = field(default_factory=dict)
+
+    def string_trait(self, name: str) -> str | None:
+        """Value of the string trait ``name``, as Panko's visibility rules look it up."""
+        for trait in self.traits:
+            if trait.name == name and trait.type is TraitType.STRING:
+                return str(trait.value)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TraitDescription:
+    name: str
+    type: TraitType
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """Outcome of one batch write."""
+
+    stored: int
+    duplicates: tuple[str, ...] = ()

@@ -1,0 +1,20 @@
+"""Driver selection by URL scheme, through the ``annals.storage`` entry points."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from annals.errors import AnnalsError
+from annals.storage.base import StorageDriver
+
+
+def get_driver(url: str) -> StorageDriver:
+    """Instantiate the driver registered for the scheme of ``url``."""
+    scheme = url.partition(":")[0].partition("+")[0].lower()
+    if scheme == "postgres":
+        scheme = "postgresql"
+    found = entry_points(group="annals.storage", name=scheme)
+    for ep in found:
+        driver_class: type[StorageDriver] = ep.load()
+        return driver_class(url)
+    raise AnnalsError(f"No storage driver for database URL scheme '{scheme}'")

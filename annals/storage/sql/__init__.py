@@ -1,0 +1,1 @@
+"""The SQL driver: SQLAlchemy 2 Core on SQLite, PostgreSQL and MySQL/MariaDB."""

@@ -1,0 +1,514 @@
+"""The SQL storage driver (SQLAlchemy 2 Core) for SQLite, PostgreSQL and MySQL/MariaDB."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import resources
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.sql.elements import ColumnElement
+
+from annals import timeutil
+from annals.errors import InvalidMarker, StorageError, StorageUnavailable
+from annals.models import Event, RecordResult, Trait, TraitDescription, TraitType, TraitValue
+from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey
+from annals.storage.base import StorageDriver
+from annals.storage.sql import tables as t
+
+LOG = logging.getLogger(__name__)
+
+#: The driver used when a URL names only the engine (``mysql://``, ``postgresql://``).
+DEFAULT_DBAPI = {"mysql": "pymysql", "mariadb": "pymysql", "postgresql": "psycopg"}
+#: Rows per statement when a list of keys goes into an ``IN (...)``.
+IN_CHUNK = 500
+WRITE_ATTEMPTS = 3
+
+_T = TypeVar("_T")
+
+OPERATORS: dict[Op, Callable[[Any, Any], ColumnElement[bool]]] = {
+    Op.LT: lambda col, v: col < v,
+    Op.LE: lambda col, v: col <= v,
+    Op.EQ: lambda col, v: col == v,
+    Op.NE: lambda col, v: col != v,
+    Op.GE: lambda col, v: col >= v,
+    Op.GT: lambda col, v: col > v,
+}
+
+
+def normalise_url(url: str) -> sa.URL:
+    """Pick our DB-API driver when the URL names none, and utf8mb4 for MySQL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    if "+" not in parsed.drivername and backend in DEFAULT_DBAPI:
+        parsed = parsed.set(drivername=f"{backend}+{DEFAULT_DBAPI[backend]}")
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def _chunks(items: Sequence[_T], size: int = IN_CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _store_value(trait: Trait) -> int | float | str:
+    if trait.type is TraitType.DATETIME:
+        assert not isinstance(trait.value, (str, int, float))
+        return timeutil.to_micros(trait.value)
+    assert not isinstance(trait.value, bytes)
+    return trait.value  # type: ignore[return-value]
+
+
+def _load_value(trait_type: TraitType, value: Any) -> TraitValue:
+    if trait_type is TraitType.DATETIME:
+        return timeutil.from_micros(int(value))
+    if trait_type is TraitType.INTEGER:
+        return int(value)
+    if trait_type is TraitType.FLOAT:
+        return float(value)
+    return str(value)
+
+
+def _filter_value(trait_type: TraitType, value: TraitValue) -> TraitValue | int:
+    if trait_type is TraitType.DATETIME:
+        assert not isinstance(value, (str, int, float))
+        return timeutil.to_micros(value)
+    return value
+
+
+class SQLDriver(StorageDriver):
+    schemes: ClassVar[tuple[str, ...]] = ("sqlite", "postgresql", "mysql", "mariadb")
+
+    def __init__(self, url: str, pool_size: int = 10, pool_timeout: int = 30) -> None:
+        super().__init__(url)
+        self.sa_url = normalise_url(url)
+        self.dialect_name = self.sa_url.get_backend_name()
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.dialect_name == "sqlite":
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout,
+                          pool_recycle=3600)
+        self.engine: Engine = sa.create_engine(self.sa_url, **kwargs)
+        if self.dialect_name == "sqlite":
+            self._configure_sqlite(self.engine)
+        self._type_ids: dict[str, int] = {}
+        self._type_lock = threading.Lock()
+
+    # --- engine plumbing ------------------------------------------------------------------
+
+    @staticmethod
+    def _configure_sqlite(engine: Engine) -> None:
+        """WAL, durable commits, foreign keys, and BEGIN IMMEDIATE for writes.
+
+        pysqlite's own transaction handling is switched off so that SQLAlchemy's BEGIN is the
+        one that runs; writers take the write lock up front and wait for it (busy timeout)
+        instead of failing on a lock upgrade.
+        """
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            if engine.url.database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("annals_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @contextlib.contextmanager
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
+        """A transaction, with database failures mapped to storage errors."""
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(annals_write=True)
+                with conn.begin():
+                    yield conn
+        except sa_exc.IntegrityError:
+            raise
+        except sa_exc.OperationalError as exc:
+            raise self._operational_error(exc) from exc
+        except sa_exc.InterfaceError as exc:
+            raise StorageUnavailable(f"Database connection failed: {exc.orig}") from exc
+        except sa_exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StorageUnavailable(f"Database connection lost: {exc.orig}") from exc
+            raise StorageError(f"Database error: {exc.orig}") from exc
+
+    @staticmethod
+    def _operational_error(exc: sa_exc.OperationalError) -> Exception:
+        text = str(exc.orig)
+        lowered = text.lower()
+        refused = ("readonly", "read-only", "read only", "disk", "full", "no space")
+        if any(word in lowered for word in refused):
+            return StorageError(f"Database refused the write: {text}")
+        return StorageUnavailable(f"Database unavailable: {text}")
+
+    def _insert_ignore(self, table: sa.Table) -> Any:
+        """INSERT that silently skips rows whose key already exists."""
+        if self.dialect_name == "postgresql":
+            return pg_dialect.insert(table).on_conflict_do_nothing()
+        if self.dialect_name == "sqlite":
+            return sqlite_dialect.insert(table).on_conflict_do_nothing()
+        first_key = next(iter(table.primary_key.columns))
+        stmt = mysql_dialect.insert(table)
+        return stmt.on_duplicate_key_update({first_key.name: stmt.inserted[first_key.name]})
+
+    # --- schema -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _alembic_config(conn: Connection) -> AlembicConfig:
+        ini = resources.files("annals.storage.sql") / "alembic.ini"
+        config = AlembicConfig(str(ini))
+        config.attributes["connection"] = conn
+        return config
+
+    def upgrade(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect_name == "postgresql":
+                    # Two dbsync runs at once: the second waits, then finds nothing to do.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(827013)")
+                alembic_command.upgrade(self._alembic_config(conn), "head")
+        except sa_exc.OperationalError as exc:
+            raise self._operational_error(exc) from exc
+
+    def schema_is_current(self) -> bool:
+        with self._tx() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            head = ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+        return current is not None and current == head
+
+    def ping(self) -> None:
+        with self._tx() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def clear(self) -> None:
+        with self._tx(write=True) as conn:
+            for table in reversed(t.metadata.sorted_tables):
+                conn.execute(table.delete())
+        with self._type_lock:
+            self._type_ids.clear()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def storage_capabilities(self) -> dict[str, bool]:
+        # SQLite is a single file on one host with one writer at a time: fine for a lab or a
+        # small cloud, not what we call production-ready.
+        return {"storage:production_ready": self.dialect_name != "sqlite"}
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def record_events(self, events: Sequence[Event]) -> RecordResult:
+        unique: dict[str, Event] = {}
+        repeated: list[str] = []
+        for ev in events:
+            if ev.message_id in unique:
+                repeated.append(ev.message_id)
+            else:
+                unique[ev.message_id] = ev
+        if not unique:
+            return RecordResult(0, tuple(repeated))
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                type_ids = self._event_type_ids({ev.event_type for ev in unique.values()})
+                with self._tx(write=True) as conn:
+                    stored, existing = self._write_batch(conn, list(unique.values()), type_ids)
+                return RecordResult(stored, tuple(existing + repeated))
+            except sa_exc.IntegrityError as exc:
+                # A concurrent writer stored one of these message_ids (or an expirer removed a
+                # cached event type) between our check and our insert: retry from scratch.
+                with self._type_lock:
+                    self._type_ids.clear()
+                if attempt == WRITE_ATTEMPTS:
+                    raise StorageError(f"Could not store events: {exc.orig}") from exc
+                LOG.info("retrying batch after a write conflict: %s", exc.orig)
+        raise AssertionError("unreachable")
+
+    def _event_type_ids(self, names: Iterable[str]) -> dict[str, int]:
+        with self._type_lock:
+            missing = [n for n in names if n not in self._type_ids]
+        if missing:
+            with self._tx(write=True) as conn:
+                conn.execute(self._insert_ignore(t.event_type), [{"name": n} for n in missing])
+                for chunk in _chunks(sorted(missing)):
+                    rows = conn.execute(
+                        sa.select(t.event_type.c.name, t.event_type.c.id).where(
+                            t.event_type.c.name.in_(chunk)
+                        )
+                    )
+                    found = {name: type_id for name, type_id in rows}
+                    with self._type_lock:
+                        self._type_ids.update(found)
+        with self._type_lock:
+            return dict(self._type_ids)
+
+    def _write_batch(
+        self, conn: Connection, events: list[Event], type_ids: dict[str, int]
+    ) -> tuple[int, list[str]]:
+        ids = [ev.message_id for ev in events]
+        existing: set[str] = set()
+        for chunk in _chunks(ids):
+            existing.update(
+                conn.scalars(sa.select(t.event.c.message_id).where(t.event.c.message_id.in_(chunk)))
+            )
+        new = [ev for ev in events if ev.message_id not in existing]
+        if not new:
+            return 0, [m for m in ids if m in existing]
+        conn.execute(
+            t.event.insert(),
+            [
+                {
+                    "message_id": ev.message_id,
+                    "event_type_id": type_ids[ev.event_type],
+                    "generated": timeutil.to_micros(ev.generated),
+                    "project_id": ev.string_trait("project_id"),
+                    "user_id": ev.string_trait("user_id"),
+                    "raw": orjson.dumps(ev.raw).decode(),
+                }
+                for ev in new
+            ],
+        )
+        row_ids: dict[str, int] = {}
+        for chunk in _chunks([ev.message_id for ev in new]):
+            rows = conn.execute(
+                sa.select(t.event.c.message_id, t.event.c.id).where(t.event.c.message_id.in_(chunk))
+            )
+            row_ids.update({message_id: row_id for message_id, row_id in rows})
+        trait_rows: dict[TraitType, list[dict[str, Any]]] = {tt: [] for tt in TraitType}
+        catalogue: set[tuple[int, str, int]] = set()
+        for ev in new:
+            event_id = row_ids[ev.message_id]
+            type_id = type_ids[ev.event_type]
+            for trait in ev.traits:
+                trait_rows[trait.type].append(
+                    {"event_id": event_id, "name": trait.name, "value": _store_value(trait)}
+                )
+                catalogue.add((type_id, trait.name, int(trait.type)))
+        for trait_type, rows in trait_rows.items():
+            if rows:
+                conn.execute(t.TRAIT_TABLES[trait_type].insert(), rows)
+        if catalogue:
+            conn.execute(
+                self._insert_ignore(t.trait_type),
+                [{"event_type_id": a, "name": b, "type": c} for a, b, c in sorted(catalogue)],
+            )
+        return len(new), [m for m in ids if m in existing]
+
+    # --- reads ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _scope_condition(scope: Scope) -> ColumnElement[bool] | None:
+        if scope.kind is ScopeKind.ALL:
+            return None
+        if scope.kind is ScopeKind.ADMIN_PROJECT:
+            return sa.or_(t.event.c.project_id == scope.project_id, t.event.c.project_id.is_(None))
+        if scope.kind is ScopeKind.OWNER:
+            return sa.and_(
+                t.event.c.project_id == scope.project_id, t.event.c.user_id == scope.user_id
+            )
+        return sa.false()
+
+    def _conditions(self, query: EventQuery) -> list[ColumnElement[bool]]:
+        ev = t.event
+        conds: list[ColumnElement[bool]] = []
+        scope = self._scope_condition(query.scope)
+        if scope is not None:
+            conds.append(scope)
+        if query.event_type is not None:
+            conds.append(
+                ev.c.event_type_id
+                == sa.select(t.event_type.c.id)
+                .where(t.event_type.c.name == query.event_type)
+                .scalar_subquery()
+            )
+        if query.message_id is not None:
+            conds.append(ev.c.message_id == query.message_id)
+        if query.start is not None:
+            conds.append(ev.c.generated >= timeutil.to_micros(query.start))
+        if query.end is not None:
+            conds.append(ev.c.generated <= timeutil.to_micros(query.end))
+        for flt in query.traits:
+            table = t.TRAIT_TABLES[flt.type]
+            conds.append(
+                sa.exists().where(
+                    table.c.event_id == ev.c.id,
+                    table.c.name == flt.name,
+                    OPERATORS[flt.op](table.c.value, _filter_value(flt.type, flt.value)),
+                )
+            )
+        return conds
+
+    @staticmethod
+    def _sort_column(key: SortKey) -> sa.Column[Any]:
+        return t.event.c.generated if key.key == "generated" else t.event.c.message_id
+
+    def _after_marker(
+        self, conn: Connection, query: EventQuery, sort: Sequence[SortKey]
+    ) -> ColumnElement[bool]:
+        """Keyset condition: rows strictly after the marker event in ``sort`` order."""
+        assert query.marker is not None
+        where = [t.event.c.message_id == query.marker]
+        scope = self._scope_condition(query.scope)
+        if scope is not None:
+            where.append(scope)
+        row = conn.execute(
+            sa.select(t.event.c.generated, t.event.c.message_id).where(*where)
+        ).first()
+        if row is None:
+            raise InvalidMarker(f"Marker {query.marker} not found.")
+        marker_values = {"generated": row.generated, "message_id": row.message_id}
+        alternatives: list[ColumnElement[bool]] = []
+        for i, key in enumerate(sort):
+            col = self._sort_column(key)
+            value = marker_values[key.key]
+            equal_prefix = [
+                self._sort_column(prev) == marker_values[prev.key] for prev in sort[:i]
+            ]
+            step = col < value if key.descending else col > value
+            alternatives.append(sa.and_(*equal_prefix, step))
+        return sa.or_(*alternatives)
+
+    def get_events(self, query: EventQuery) -> list[Event]:
+        ev = t.event
+        sort = query.effective_sort()
+        with self._tx() as conn:
+            conds = self._conditions(query)
+            if query.marker is not None:
+                conds.append(self._after_marker(conn, query, sort))
+            stmt = (
+                sa.select(ev.c.id, ev.c.message_id, ev.c.event_type_id, ev.c.generated, ev.c.raw)
+                .where(*conds)
+                .order_by(
+                    *(
+                        self._sort_column(k).desc() if k.descending else self._sort_column(k).asc()
+                        for k in sort
+                    )
+                )
+            )
+            if query.limit is not None:
+                stmt = stmt.limit(query.limit)
+            rows = conn.execute(stmt).all()
+            if not rows:
+                return []
+            type_names = self._type_names(conn, {row.event_type_id for row in rows})
+            traits = self._traits_for(conn, [row.id for row in rows])
+        return [
+            Event(
+                message_id=row.message_id,
+                event_type=type_names[row.event_type_id],
+                generated=timeutil.from_micros(row.generated),
+                traits=tuple(sorted(traits.get(row.id, ()), key=lambda tr: (tr.name, tr.type))),
+                raw=orjson.loads(row.raw) if row.raw else {},
+            )
+            for row in rows
+        ]
+
+    @staticmethod
+    def _type_names(conn: Connection, type_ids: set[int]) -> dict[int, str]:
+        rows = conn.execute(
+            sa.select(t.event_type.c.id, t.event_type.c.name).where(
+                t.event_type.c.id.in_(sorted(type_ids))
+            )
+        )
+        return {type_id: name for type_id, name in rows}
+
+    @staticmethod
+    def _traits_for(conn: Connection, event_ids: list[int]) -> dict[int, list[Trait]]:
+        found: dict[int, list[Trait]] = {}
+        for trait_type, table in t.TRAIT_TABLES.items():
+            for chunk in _chunks(event_ids):
+                rows = conn.execute(
+                    sa.select(table.c.event_id, table.c.name, table.c.value).where(
+                        table.c.event_id.in_(chunk)
+                    )
+                )
+                for event_id, name, value in rows:
+                    found.setdefault(event_id, []).append(
+                        Trait(name, trait_type, _load_value(trait_type, value))
+                    )
+        return found
+
+    def get_event_types(self, scope: Scope) -> list[str]:
+        ev, et = t.event, t.event_type
+        conds: list[ColumnElement[bool]] = [ev.c.event_type_id == et.c.id]
+        scope_cond = self._scope_condition(scope)
+        if scope_cond is not None:
+            conds.append(scope_cond)
+        stmt = sa.select(et.c.name).where(sa.exists().where(*conds)).order_by(et.c.name)
+        with self._tx() as conn:
+            return list(conn.scalars(stmt))
+
+    def get_trait_types(self, event_type: str, scope: Scope) -> list[TraitDescription]:
+        et, tt = t.event_type, t.trait_type
+        with self._tx() as conn:
+            if scope.kind is ScopeKind.ALL:
+                rows = conn.execute(
+                    sa.select(tt.c.name, tt.c.type)
+                    .join(et, et.c.id == tt.c.event_type_id)
+                    .where(et.c.name == event_type)
+                    .order_by(tt.c.name, tt.c.type)
+                ).all()
+                return [TraitDescription(name, TraitType(kind)) for name, kind in rows]
+            found: set[tuple[str, int]] = set()
+            scope_cond = self._scope_condition(scope)
+            for trait_type, table in t.TRAIT_TABLES.items():
+                stmt = (
+                    sa.select(table.c.name)
+                    .distinct()
+                    .join(t.event, t.event.c.id == table.c.event_id)
+                    .join(et, et.c.id == t.event.c.event_type_id)
+                    .where(et.c.name == event_type)
+                )
+                if scope_cond is not None:
+                    stmt = stmt.where(scope_cond)
+                found.update((name, int(trait_type)) for name in conn.scalars(stmt))
+        return [TraitDescription(name, TraitType(kind)) for name, kind in sorted(found)]
+
+    def get_traits(self, event_type: str, trait_name: str, scope: Scope) -> Iterator[Trait]:
+        ev, et = t.event, t.event_type
+        scope_cond = self._scope_condition(scope)
+        result: list[Trait] = []
+        with self._tx() as conn:
+            for trait_type, table in t.TRAIT_TABLES.items():
+                stmt = (
+                    sa.select(table.c.value)
+                    .join(ev, ev.c.id == table.c.event_id)
+                    .where(
+                        table.c.name == trait_name,
+                        ev.c.event_type_id
+                        == sa.select(et.c.id).where(et.c.name == event_type).scalar_subquery(),
+                    )
+                    .order_by(ev.c.generated, ev.c.message_id)
+                )
+                if scope_cond is not None:
+                    stmt = stmt.where(scope_cond)
+                result.extend(
+                    Trait(trait_name, trait_type, _load_value(trait_type, value))
+                    for value in conn.scalars(stmt)
+                )
+        return iter(result)

@@ -1,0 +1,115 @@
+"""Schema of the SQL driver.
+
+Designed for the queries the API runs, not copied from Panko:
+
+* ``event.generated`` is an integer count of microseconds since the epoch (UTC): exact on every
+  engine, compact, and indexed together with ``message_id`` for the default sort and keyset
+  pagination.
+* ``event.project_id`` / ``event.user_id`` copy the string traits of the same names, so the
+  visibility scope every request carries is an indexed column test instead of a trait lookup.
+* One trait table per type, each keyed ``(event_id, name)`` and indexed ``(name, value,
+  event_id)`` so a trait filter is an index range scan, not a scan of every trait.
+* ``trait_type`` keeps the distinct (event type, trait name, type) triples, so listing the
+  traits of an event type never scans events.
+
+On MySQL/MariaDB every table is utf8mb4 with a binary collation: values compare exactly as on
+PostgreSQL and SQLite (case- and accent-sensitive).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from annals.models import NAME_LENGTH, STRING_VALUE_LENGTH, TraitType
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MYSQL_TABLE_ARGS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mariadb_engine": "InnoDB",
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
+}
+
+# SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+RawText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+event_type = sa.Table(
+    "event_type",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(NAME_LENGTH), nullable=False, unique=True),
+    **MYSQL_TABLE_ARGS,
+)
+
+event = sa.Table(
+    "event",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(NAME_LENGTH), nullable=False, unique=True),
+    sa.Column("event_type_id", sa.Integer, sa.ForeignKey("event_type.id"), nullable=False),
+    sa.Column("generated", sa.BigInteger, nullable=False),
+    sa.Column("project_id", sa.String(NAME_LENGTH), nullable=True),
+    sa.Column("user_id", sa.String(NAME_LENGTH), nullable=True),
+    sa.Column("raw", RawText, nullable=True),
+    sa.Index(None, "generated", "message_id"),
+    sa.Index(None, "event_type_id", "generated"),
+    sa.Index(None, "project_id", "user_id", "generated"),
+    **MYSQL_TABLE_ARGS,
+)
+
+
+def _trait_table(name: str, value_type: sa.types.TypeEngine[object]) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(
+            "event_id",
+            BigId,
+            sa.ForeignKey("event.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("value", value_type, nullable=False),
+        sa.Index(None, "name", "value", "event_id"),
+        **MYSQL_TABLE_ARGS,
+    )
+
+
+trait_string = _trait_table("trait_string", sa.String(STRING_VALUE_LENGTH))
+trait_integer = _trait_table("trait_integer", sa.BigInteger())
+trait_float = _trait_table("trait_float", sa.Double())
+trait_datetime = _trait_table("trait_datetime", sa.BigInteger())  # microseconds since epoch
+
+TRAIT_TABLES: dict[TraitType, sa.Table] = {
+    TraitType.STRING: trait_string,
+    TraitType.INTEGER: trait_integer,
+    TraitType.FLOAT: trait_float,
+    TraitType.DATETIME: trait_datetime,
+}
+
+trait_type = sa.Table(
+    "trait_type",
+    metadata,
+    sa.Column(
+        "event_type_id",
+        sa.Integer,
+        sa.ForeignKey("event_type.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
+    sa.Column("type", sa.SmallInteger, primary_key=True, autoincrement=False),
+    **MYSQL_TABLE_ARGS,
+)
