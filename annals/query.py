@@ -166,17 +166,31 @@ def parse_bool(value: str | None) -> bool:
 
 @dataclass(slots=True)
 class ParsedConditions:
+    """Validated conditions; ``all_tenants`` is kept aside for the policy to interpret."""
+
     query: EventQuery
     all_tenants: bool = False
-    all_tenants_given: bool = False
+    all_tenants_conditions: tuple[RawCondition, ...] = ()
+
+
+def trait_filter(cond: RawCondition) -> TraitFilter:
+    """A condition on a trait (any field that is not an event field)."""
+    type_name = cond.type or "string"
+    converted = convert_value(cond.value, type_name)
+    return TraitFilter(cond.field or "", TraitType.from_api_name(type_name),
+                       Op(cond.op or "eq"), converted)
 
 
 def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
-    """Validate raw ``q`` conditions into an EventQuery (scope is applied later by policy)."""
+    """Validate raw ``q`` conditions into an EventQuery (scope is applied later by policy).
+
+    As in Panko, a repeated event field keeps its last value, while trait conditions
+    accumulate and are ANDed.
+    """
     values: dict[str, object] = {}
     traits: list[TraitFilter] = []
     all_tenants = False
-    all_tenants_given = False
+    all_tenants_conditions: list[RawCondition] = []
     for cond in conditions:
         op = cond.op or "eq"
         if op not in OPERATORS:
@@ -198,14 +212,10 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
                 values[name] = cond.value or ""
             continue
         if name == "all_tenants":
-            all_tenants_given = True
-            all_tenants = parse_bool(cond.value)
+            all_tenants_conditions.append(cond)
+            all_tenants = all_tenants or parse_bool(cond.value)
             continue
-        type_name = cond.type or "string"
-        converted = convert_value(cond.value, type_name)
-        traits.append(
-            TraitFilter(name, TraitType.from_api_name(type_name), Op(op), converted)
-        )
+        traits.append(trait_filter(cond))
     query = EventQuery(
         event_type=_opt_str(values.get("event_type")),
         message_id=_opt_str(values.get("message_id")),
@@ -213,7 +223,7 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
         end=_opt_dt(values.get("end_timestamp")),
         traits=tuple(traits),
     )
-    return ParsedConditions(query, all_tenants, all_tenants_given)
+    return ParsedConditions(query, all_tenants, tuple(all_tenants_conditions))
 
 
 def _opt_str(value: object) -> str | None:
@@ -234,14 +244,14 @@ def parse_sort(items: Sequence[str]) -> tuple[SortKey, ...]:
                 f"Invalid input for field/attribute sort. Value: '{item}'. the sort parameter "
                 "should be a pair of sort key and sort dir combined with ':', or only sort key "
                 f"specified and sort dir will be default '{DEFAULT_SORT_DIR}', the supported "
-                f"sort keys are: {list(SORT_KEYS)!r}"
+                f"sort keys are: {SORT_KEYS!r}"
             )
         if direction and direction not in SORT_DIRS:
             raise InvalidQuery(
                 f"Invalid input for field/attribute sort direction. Value: '{item}'. the sort "
                 "parameter should be a pair of sort key and sort dir combined with ':', or only "
                 f"sort key specified and sort dir will be default '{DEFAULT_SORT_DIR}', the "
-                f"supported sort directions are: {list(SORT_DIRS)!r}"
+                f"supported sort directions are: {SORT_DIRS!r}"
             )
         sorts.append(SortKey(key, direction == "desc"))
     return tuple(sorts) if sorts else DEFAULT_SORT
@@ -249,18 +259,19 @@ def parse_sort(items: Sequence[str]) -> tuple[SortKey, ...]:
 
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     """Panko's limit rules (absent or 0: the default; negative: error), capped at maximum."""
-    if raw is None or raw == "":
+    if raw is None:
         return min(default, maximum)
     try:
         limit = int(raw)
-    except ValueError:
+    except ValueError as exc:
         raise InvalidQuery(
-            f"Invalid input for field/attribute limit. Value: '{raw}'. unable to convert to int"
+            f"Invalid input for field/attribute limit. Value: '{raw}'. unable to convert to int. "
+            f"Error: {exc}"
         ) from None
     if limit < 0:
         raise InvalidQuery(
-            f"Invalid input for field/attribute limit. Value: '{raw}'. it must be a positive "
-            "integer."
+            f"Invalid input for field/attribute limit. Value: '{raw}'. the limit should be a "
+            "positive integer."
         )
     if limit == 0:
         limit = default

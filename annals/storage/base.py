@@ -23,7 +23,7 @@ class StorageDriver(abc.ABC):
     #: Which URL schemes (``scheme`` or ``scheme+driver``) the driver accepts.
     schemes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10, pool_timeout: int = 30) -> None:
         self.url = url
 
     @abc.abstractmethod
@@ -44,11 +44,15 @@ class StorageDriver(abc.ABC):
 
     @abc.abstractmethod
     def get_trait_types(self, event_type: str, scope: Scope) -> list[TraitDescription]:
-        """Distinct (name, type) of the traits seen on ``event_type``, sorted by name."""
+        """Distinct (name, type) of the traits seen on ``event_type``.
+
+        Sorted as Panko lists them: by type (string, integer, float, datetime), then name.
+        """
 
     @abc.abstractmethod
     def get_traits(self, event_type: str, trait_name: str, scope: Scope) -> Iterator[Trait]:
-        """Every value of trait ``trait_name`` on events of ``event_type``."""
+        """Every value of trait ``trait_name`` on events of ``event_type``, by type, then in
+        the order the events were stored."""
 
     @abc.abstractmethod
     def storage_capabilities(self) -> dict[str, bool]:

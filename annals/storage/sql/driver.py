@@ -471,7 +471,7 @@ class SQLDriver(StorageDriver):
                     sa.select(tt.c.name, tt.c.type)
                     .join(et, et.c.id == tt.c.event_type_id)
                     .where(et.c.name == event_type)
-                    .order_by(tt.c.name, tt.c.type)
+                    .order_by(tt.c.type, tt.c.name)
                 ).all()
                 return [TraitDescription(name, TraitType(kind)) for name, kind in rows]
             found: set[tuple[str, int]] = set()
@@ -487,7 +487,10 @@ class SQLDriver(StorageDriver):
                 if scope_cond is not None:
                     stmt = stmt.where(scope_cond)
                 found.update((name, int(trait_type)) for name in conn.scalars(stmt))
-        return [TraitDescription(name, TraitType(kind)) for name, kind in sorted(found)]
+        return [
+            TraitDescription(name, TraitType(kind))
+            for name, kind in sorted(found, key=lambda item: (item[1], item[0]))
+        ]
 
     def get_traits(self, event_type: str, trait_name: str, scope: Scope) -> Iterator[Trait]:
         ev, et = t.event, t.event_type
@@ -503,7 +506,7 @@ class SQLDriver(StorageDriver):
                         ev.c.event_type_id
                         == sa.select(et.c.id).where(et.c.name == event_type).scalar_subquery(),
                     )
-                    .order_by(ev.c.generated, ev.c.message_id)
+                    .order_by(ev.c.id)
                 )
                 if scope_cond is not None:
                     stmt = stmt.where(scope_cond)

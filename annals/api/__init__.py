@@ -1,0 +1,1 @@
+"""The HTTP layer: Falcon resources over the StorageDriver interface. No SQL in here."""

@@ -1,0 +1,1 @@
+"""Resources of the Panko V2 API."""

@@ -1,0 +1,78 @@
+"""/v2/events and /v2/events/{message_id}."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import falcon
+import orjson
+
+from annals import policy, query
+from annals.api import params as request_params
+from annals.api import serializers
+from annals.api.v2.base import Resource
+from annals.errors import InvalidEvent, NotFound
+from annals.ingest.events import parse_batch
+
+LOG = logging.getLogger(__name__)
+
+
+class Events(Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        creds = self.credentials(req)
+        policy.require_context(creds)
+        fmt = self.fmt(req)
+        got = request_params.event_list_params(
+            req.query_string, req.context.body, req.content_type
+        )
+        request_params.check_mandatory(got.conditions)
+        parsed = query.build_query(got.conditions)
+        scoped = policy.scope_query(parsed, creds)
+        scoped = replace(
+            scoped,
+            limit=query.parse_limit(got.limit, self.settings.default_limit,
+                                    self.settings.max_limit),
+            sort=query.parse_sort(got.sort),
+            marker=got.marker or None,
+        )
+        events = self.driver.get_events(scoped)
+        self.reply(req, resp, serializers.render_events(events, fmt), fmt)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Record events sent by Ceilometer's http:// event publisher (or anyone alike)."""
+        creds = self.credentials(req)
+        policy.require_writer(creds)
+        fmt = self.fmt(req)
+        self.no_parameters(req)
+        body: bytes = req.context.body
+        mime = (req.content_type or "").split(";")[0].strip().lower()
+        if mime != "application/json":
+            raise request_params.UnsupportedMediaType(f"Unknown mimetype: {mime}")
+        try:
+            docs = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidEvent("Request is not in valid JSON format") from None
+        events = parse_batch(docs)
+        result = self.driver.record_events(events)
+        LOG.info("recorded %d events (%d duplicates)", result.stored, len(result.duplicates))
+        doc = {
+            "stored": result.stored,
+            "duplicates": len(result.duplicates),
+            "duplicate_message_ids": list(result.duplicates),
+        }
+        self.reply(req, resp, serializers.render(doc, fmt), fmt, status=201)
+
+
+class Event(Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, message_id: str) -> None:
+        creds = self.credentials(req)
+        scope = policy.event_scope(creds)
+        fmt = self.fmt(req)
+        self.no_parameters(req)
+        found = self.driver.get_events(
+            query.EventQuery(message_id=message_id, scope=scope, limit=1)
+        )
+        if not found:
+            raise NotFound(f"Event {message_id} Not Found")
+        self.reply(req, resp, serializers.render_event(found[0], fmt), fmt)

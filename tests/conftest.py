@@ -1,0 +1,176 @@
+"""Fixtures: a real database per test on every backend, and the API over WSGI or real HTTP.
+
+Backends: SQLite always; PostgreSQL and MariaDB/MySQL from ``ANNALS_TEST_POSTGRESQL_URL`` and
+``ANNALS_TEST_MYSQL_URL`` (defaults: the local servers). Each test gets its own schema (PG)
+or database (MySQL) or file (SQLite), dropped afterwards. A backend that cannot be reached
+is skipped locally but fails the run under ``CI=true``: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from annals import config
+from annals.api.app import create_app
+from annals.storage import get_driver
+from annals.storage.base import StorageDriver
+
+PG_URL = os.environ.get("ANNALS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MYSQL_URL = os.environ.get("ANNALS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
+BACKENDS = [b for b in os.environ.get("ANNALS_TEST_BACKENDS", "sqlite,postgresql,mysql").split(",") if b]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+ADMIN = {"X-User-Id": "admin-user", "X-Project-Id": "project-admin", "X-Roles": "admin"}
+MEMBER_A = {"X-User-Id": "user-a", "X-Project-Id": "project-a", "X-Roles": "member"}
+
+
+def _unavailable(backend: str, why: str) -> None:
+    message = f"{backend} backend unavailable: {why}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: a missing backend is a failure, not a skip)")
+    pytest.skip(message)
+
+
+def _admin_engine(url: str) -> sa.Engine:
+    from annals.storage.sql.driver import normalise_url
+
+    return sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL for one test on the backend named by the parameter."""
+    backend: str = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'annals.sqlite'}"
+        return
+    name = f"annals_t_{uuid.uuid4().hex[:12]}"
+    if backend == "postgresql":
+        engine = _admin_engine(PG_URL)
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+        except sa.exc.OperationalError as exc:
+            _unavailable(backend, str(exc.orig))
+        base = sa.make_url(PG_URL)
+        url = base.update_query_dict({"options": f"-csearch_path={name}"})
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+            engine.dispose()
+        return
+    engine = _admin_engine(MYSQL_URL)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    except sa.exc.OperationalError as exc:
+        _unavailable(backend, str(exc.orig))
+    try:
+        yield sa.make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name}")
+        engine.dispose()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def driver(database_url: str) -> Iterator[StorageDriver]:
+    drv = get_driver(database_url)
+    drv.upgrade()
+    try:
+        yield drv
+    finally:
+        drv.close()
+
+
+@pytest.fixture
+def conf_factory(tmp_path: Path) -> Callable[..., Path]:
+    """Write an INI file from {group: {option: value}} and return its path."""
+
+    def write(sections: dict[str, dict[str, object]]) -> Path:
+        path = tmp_path / f"annals-{uuid.uuid4().hex[:6]}.conf"
+        lines = []
+        for group, options in sections.items():
+            lines.append(f"[{group}]")
+            lines.extend(f"{k} = {v}" for k, v in options.items())
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def client(driver: StorageDriver, conf_factory: Callable[..., Path]) -> Iterator[httpx.Client]:
+    """The full WSGI stack (middleware included) over the test's database."""
+    conf = config.load([str(conf_factory({"database": {"connection": driver.url}}))])
+    app = create_app(conf, driver)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://localhost") as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture
+def live_server(driver: StorageDriver, conf_factory: Callable[..., Path],
+                tmp_path: Path) -> Iterator[LiveServer]:
+    """``annals serve`` in a subprocess on a free port, over the test's database."""
+    port = free_port()
+    conf = conf_factory({"database": {"connection": driver.url},
+                         "api": {"host": "127.0.0.1", "port": port, "workers": 2}})
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "annals", "serve", "--config-file", str(conf)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"annals serve exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError(f"annals serve did not come up: {log.read_text()}")
+    try:
+        yield LiveServer(url, proc, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
