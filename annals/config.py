@@ -61,6 +61,15 @@ API_OPTS = [
         ],
         help="How callers are identified.",
     ),
+    cfg.ListOpt(
+        "publisher_credentials",
+        default=[],
+        secret=True,
+        item_type=cfg.types.String(regex=r"^[^:]+:.+$"),
+        help="user:password pairs that may POST /v2/events with HTTP Basic authentication. "
+             "Ceilometer's http:// event publisher cannot send identity headers or tokens; "
+             "give it http://user:password@annals-host:8977/v2/events instead.",
+    ),
     cfg.IntOpt(
         "max_request_body_size",
         default=10 * 1024 * 1024,

@@ -19,6 +19,9 @@ from dataclasses import dataclass, replace
 from annals import query as q
 from annals.errors import Forbidden, Unauthorized
 
+#: The role given to an event publisher authenticated by ``[api] publisher_credentials``.
+PUBLISHER_ROLE = "annals:publisher"
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -57,7 +60,9 @@ def require_admin(creds: Credentials) -> None:
 
 
 def require_writer(creds: Credentials) -> None:
-    """Recording events is for admins (the publisher's service credentials)."""
+    """Recording events is for admins and configured publishers."""
+    if PUBLISHER_ROLE in creds.roles:
+        return
     require_context(creds)
     if not creds.is_admin:
         raise Forbidden("RBAC Authorization Failed: recording events requires the admin role")
@@ -74,11 +79,13 @@ def event_scope(creds: Credentials) -> q.Scope:
 def scope_query(parsed: q.ParsedConditions, creds: Credentials) -> q.EventQuery:
     """Apply the caller's visibility to a validated query."""
     scope = event_scope(creds)
-    query = parsed.query
-    if creds.is_admin:
-        if parsed.all_tenants:
-            scope = q.Scope.everything()
-        return query.with_scope(scope)
-    # A non-admin's all_tenants is not special: it filters on a trait of that name.
-    extra = tuple(q.trait_filter(cond) for cond in parsed.all_tenants_conditions)
-    return replace(query, traits=query.traits + extra, scope=scope)
+    extra: list[q.TraitFilter] = []
+    for cond in parsed.all_tenants_conditions:
+        if creds.is_admin and scope.kind is q.ScopeKind.ADMIN_PROJECT:
+            if q.parse_bool(cond.value):
+                scope = q.Scope.everything()
+        else:
+            # A non-admin's all_tenants is not special, nor an admin's once it has widened
+            # the scope: it filters on a trait of that name (usually matching nothing).
+            extra.append(q.trait_filter(cond))
+    return replace(parsed.query, traits=parsed.query.traits + tuple(extra), scope=scope)

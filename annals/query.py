@@ -147,13 +147,12 @@ def convert_value(value: str | None, type_name: str) -> TraitValue:
 
 
 def parse_timestamp(value: str | None) -> dt.datetime:
+    """start_timestamp / end_timestamp (Panko's text, but a 400 where Panko answered 500)."""
     text = "" if value is None else value
     try:
         return timeutil.parse_isotime(text)
     except ValueError:
-        raise InvalidQuery(
-            f"Unable to convert the value {text} to the expected data type datetime."
-        ) from None
+        raise InvalidQuery(f"Unable to parse date string '{text}'") from None
 
 
 def parse_bool(value: str | None) -> bool:
@@ -169,7 +168,6 @@ class ParsedConditions:
     """Validated conditions; ``all_tenants`` is kept aside for the policy to interpret."""
 
     query: EventQuery
-    all_tenants: bool = False
     all_tenants_conditions: tuple[RawCondition, ...] = ()
 
 
@@ -189,7 +187,6 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
     """
     values: dict[str, object] = {}
     traits: list[TraitFilter] = []
-    all_tenants = False
     all_tenants_conditions: list[RawCondition] = []
     for cond in conditions:
         op = cond.op or "eq"
@@ -213,7 +210,6 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
             continue
         if name == "all_tenants":
             all_tenants_conditions.append(cond)
-            all_tenants = all_tenants or parse_bool(cond.value)
             continue
         traits.append(trait_filter(cond))
     query = EventQuery(
@@ -223,7 +219,7 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
         end=_opt_dt(values.get("end_timestamp")),
         traits=tuple(traits),
     )
-    return ParsedConditions(query, all_tenants, tuple(all_tenants_conditions))
+    return ParsedConditions(query, tuple(all_tenants_conditions))
 
 
 def _opt_str(value: object) -> str | None:
@@ -257,13 +253,16 @@ def parse_sort(items: Sequence[str]) -> tuple[SortKey, ...]:
     return tuple(sorts) if sorts else DEFAULT_SORT
 
 
-def parse_limit(raw: str | None, default: int, maximum: int) -> int:
-    """Panko's limit rules (absent or 0: the default; negative: error), capped at maximum."""
+def parse_limit(raw: str | list[str] | None, default: int, maximum: int) -> int:
+    """Panko's limit rules (absent or 0: the default; negative: error), capped at maximum.
+
+    A list means the parameter was repeated, which is an error (Panko's words).
+    """
     if raw is None:
         return min(default, maximum)
     try:
-        limit = int(raw)
-    except ValueError as exc:
+        limit = int(raw)  # type: ignore[arg-type]  # a list fails here, with Panko's message
+    except (TypeError, ValueError) as exc:
         raise InvalidQuery(
             f"Invalid input for field/attribute limit. Value: '{raw}'. unable to convert to int. "
             f"Error: {exc}"

@@ -17,10 +17,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from oslo_config import cfg
 
 from annals import config
 from annals.api.app import create_app
@@ -118,13 +120,45 @@ def conf_factory(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def pep3333(app: Any) -> Any:
+    """httpx's WSGITransport puts a decoded str in PATH_INFO; WSGI servers put latin-1."""
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["PATH_INFO"] = environ["PATH_INFO"].encode("utf-8").decode("latin-1")
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def wsgi_client(conf: cfg.ConfigOpts, driver: StorageDriver) -> httpx.Client:
+    app = pep3333(create_app(conf, driver))
+    return httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://localhost")
+
+
 @pytest.fixture
-def client(driver: StorageDriver, conf_factory: Callable[..., Path]) -> Iterator[httpx.Client]:
+def make_client(driver: StorageDriver, conf_factory: Callable[..., Path]
+                ) -> Iterator[Callable[..., httpx.Client]]:
+    """Build a WSGI client over the test's database with extra config sections."""
+    clients: list[httpx.Client] = []
+
+    def make(sections: dict[str, dict[str, object]] | None = None) -> httpx.Client:
+        merged: dict[str, dict[str, object]] = {"database": {"connection": driver.url}}
+        for group, options in (sections or {}).items():
+            merged.setdefault(group, {}).update(options)
+        conf = config.load([str(conf_factory(merged))])
+        c = wsgi_client(conf, driver)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., httpx.Client]) -> httpx.Client:
     """The full WSGI stack (middleware included) over the test's database."""
-    conf = config.load([str(conf_factory({"database": {"connection": driver.url}}))])
-    app = create_app(conf, driver)
-    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://localhost") as c:
-        yield c
+    return make_client()
 
 
 def free_port() -> int:
@@ -141,13 +175,42 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(driver: StorageDriver, conf_factory: Callable[..., Path],
-                tmp_path: Path) -> Iterator[LiveServer]:
+def live_server_factory(driver: StorageDriver, conf_factory: Callable[..., Path],
+                        tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start ``annals serve`` in a subprocess on a free port, over the test's database."""
+    servers: list[LiveServer] = []
+
+    def start(sections: dict[str, dict[str, object]] | None = None) -> LiveServer:
+        server = _start_server(driver, conf_factory, tmp_path, sections or {})
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+
+
+@pytest.fixture
+def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
     """``annals serve`` in a subprocess on a free port, over the test's database."""
+    return live_server_factory()
+
+
+def _start_server(driver: StorageDriver, conf_factory: Callable[..., Path], tmp_path: Path,
+                  sections: dict[str, dict[str, object]]) -> LiveServer:
     port = free_port()
-    conf = conf_factory({"database": {"connection": driver.url},
-                         "api": {"host": "127.0.0.1", "port": port, "workers": 2}})
-    log = tmp_path / "serve.log"
+    merged: dict[str, dict[str, object]] = {
+        "database": {"connection": driver.url},
+        "api": {"host": "127.0.0.1", "port": port, "workers": 2},
+    }
+    for group, options in sections.items():
+        merged.setdefault(group, {}).update(options)
+    conf = conf_factory(merged)
+    log = tmp_path / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "annals", "serve", "--config-file", str(conf)],
@@ -166,11 +229,4 @@ def live_server(driver: StorageDriver, conf_factory: Callable[..., Path],
     else:
         proc.kill()
         raise RuntimeError(f"annals serve did not come up: {log.read_text()}")
-    try:
-        yield LiveServer(url, proc, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return LiveServer(url, proc, log)

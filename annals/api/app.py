@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
@@ -10,7 +11,7 @@ from oslo_middleware import cors, http_proxy_to_wsgi, request_id
 
 from annals import errors
 from annals.api import errors as api_errors
-from annals.api.middleware import BodyLimit, NoAuthIdentity
+from annals.api.middleware import BodyLimit, NoAuthIdentity, PublisherBasicAuth
 from annals.api.negotiation import NotAcceptable
 from annals.api.root import Health, Versions
 from annals.api.v2 import capabilities, event_types, events
@@ -21,9 +22,16 @@ WSGIApp = Any  # a PEP 3333 application; the middleware classes are untyped
 
 
 def create_falcon_app(driver: StorageDriver, settings: Settings,
-                      body_limit: int = 10 * 1024 * 1024) -> falcon.App:
-    app = falcon.App(middleware=[NoAuthIdentity(), BodyLimit(body_limit)],
-                     cors_enable=False)
+                      body_limit: int = 10 * 1024 * 1024,
+                      publisher_credentials: Sequence[str] = ()) -> falcon.App:
+    app = falcon.App(
+        middleware=[
+            NoAuthIdentity(),
+            PublisherBasicAuth(publisher_credentials),
+            BodyLimit(body_limit),
+        ],
+        cors_enable=False,
+    )
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
 
@@ -54,7 +62,8 @@ def create_app(conf: cfg.ConfigOpts, driver: StorageDriver) -> WSGIApp:
         default_limit=conf.api.default_api_return_limit,
         max_limit=conf.api.max_api_return_limit,
     )
-    wsgi: WSGIApp = create_falcon_app(driver, settings, conf.api.max_request_body_size)
+    wsgi: WSGIApp = create_falcon_app(driver, settings, conf.api.max_request_body_size,
+                                      conf.api.publisher_credentials)
     wsgi = cors.CORS(wsgi, conf)
     wsgi = request_id.RequestId(wsgi)
     wsgi = http_proxy_to_wsgi.HTTPProxyToWSGI(wsgi, conf)

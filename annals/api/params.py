@@ -28,7 +28,7 @@ class UnsupportedMediaType(InvalidQuery):
 @dataclass(slots=True)
 class EventListParams:
     conditions: list[RawCondition] = field(default_factory=list)
-    limit: str | None = None
+    limit: str | list[str] | None = None
     sort: list[str] = field(default_factory=list)
     marker: str | None = None
 
@@ -53,8 +53,14 @@ def parse_query_string(query_string: str, allowed: Sequence[str]) -> dict[str, l
     unknown: list[str] = []
     for name, value in pairs:
         base, dot, attr = name.partition(".")
-        known = (base in allowed and not dot) or (base == "q" and "q" in allowed
-                                                  and attr in Q_ATTRIBUTES)
+        if name == "q" and "q" in allowed:
+            raise InvalidQuery(
+                f"Invalid input for field/attribute q. Value: '{value}'. Filters are given as "
+                "q.field, q.op, q.type and q.value"
+            )
+        known = (base in allowed and base != "q" and not dot) or (
+            base == "q" and "q" in allowed and attr in Q_ATTRIBUTES
+        )
         if not known:
             if name not in unknown:
                 unknown.append(name)
@@ -116,7 +122,7 @@ def event_list_params(query_string: str, body: bytes | None,
     )
     if "limit" in values:
         limits = values["limit"]
-        params.limit = limits[0] if len(limits) == 1 else str(limits)
+        params.limit = limits[0] if len(limits) == 1 else limits
     if body:
         mime = (content_type or "").split(";")[0].strip().lower()
         if mime != "application/json":

@@ -46,6 +46,9 @@ class Versions:
         resp.content_type = "application/json"
         resp.data = orjson.dumps(doc)
 
+    # Panko answered the version document to any method; load balancers probe with HEAD.
+    on_head = on_post = on_put = on_delete = on_patch = on_get
+
 
 class Health:
     """``GET|HEAD /healthcheck``: 200 when the database answers, 503 otherwise."""

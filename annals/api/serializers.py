@@ -98,7 +98,12 @@ def _xml_fill(element: ET.Element, value: Any) -> None:
 def to_xml(value: Any, root: str = "result") -> bytes:
     element = ET.Element(root)
     _xml_fill(element, value)
-    return ET.tostring(element, encoding="unicode", short_empty_elements=True).encode()
+    return _ascii(element)
+
+
+def _ascii(element: ET.Element) -> bytes:
+    """One line of ASCII, other characters as references (``&#233;``), as WSME wrote it."""
+    return ET.tostring(element, encoding="us-ascii", xml_declaration=False)
 
 
 def xml_event(event: Event) -> dict[str, Any]:
@@ -156,5 +161,5 @@ def error_body(status: int, message: str, fmt: Format) -> bytes:
         ET.SubElement(error, "faultcode").text = fault["faultcode"]
         ET.SubElement(error, "faultstring").text = message
         ET.SubElement(error, "debuginfo")
-        return ET.tostring(element, encoding="unicode").encode()
+        return _ascii(element).replace(b"<debuginfo />", b"<debuginfo/>")
     return orjson.dumps({"error_message": fault})

@@ -13,8 +13,8 @@ from annals.query import Scope
 
 class EventTypes(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        policy.require_admin(self.credentials(req))
         fmt = self.fmt(req)
+        policy.require_admin(self.credentials(req))
         self.no_parameters(req)
         names = self.driver.get_event_types(Scope.everything())
         self.reply(req, resp, serializers.render(names, fmt), fmt)
@@ -23,15 +23,15 @@ class EventTypes(Resource):
 class EventType(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, event_type: str) -> None:
         """Unused in Panko: always 404."""
-        policy.require_admin(self.credentials(req))
         self.fmt(req)
+        policy.require_admin(self.credentials(req))
         raise NotFound("The resource could not be found.")
 
 
 class TraitDescriptions(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, event_type: str) -> None:
-        policy.require_admin(self.credentials(req))
         fmt = self.fmt(req)
+        policy.require_admin(self.credentials(req))
         self.no_parameters(req)
         descs = self.driver.get_trait_types(event_type, Scope.everything())
         self.reply(req, resp, serializers.render_trait_descriptions(descs, fmt), fmt)
@@ -40,8 +40,8 @@ class TraitDescriptions(Resource):
 class TraitValues(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, event_type: str,
                trait_name: str) -> None:
-        policy.require_admin(self.credentials(req))
         fmt = self.fmt(req)
+        policy.require_admin(self.credentials(req))
         self.no_parameters(req)
         traits = self.driver.get_traits(event_type, trait_name, Scope.everything())
         self.reply(req, resp, serializers.render_traits(traits, fmt), fmt)

@@ -20,9 +20,9 @@ LOG = logging.getLogger(__name__)
 
 class Events(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        fmt = self.fmt(req)
         creds = self.credentials(req)
         policy.require_context(creds)
-        fmt = self.fmt(req)
         got = request_params.event_list_params(
             req.query_string, req.context.body, req.content_type
         )
@@ -41,9 +41,9 @@ class Events(Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Record events sent by Ceilometer's http:// event publisher (or anyone alike)."""
+        fmt = self.fmt(req)
         creds = self.credentials(req)
         policy.require_writer(creds)
-        fmt = self.fmt(req)
         self.no_parameters(req)
         body: bytes = req.context.body
         mime = (req.content_type or "").split(";")[0].strip().lower()
@@ -66,9 +66,9 @@ class Events(Resource):
 
 class Event(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, message_id: str) -> None:
+        fmt = self.fmt(req)
         creds = self.credentials(req)
         scope = policy.event_scope(creds)
-        fmt = self.fmt(req)
         self.no_parameters(req)
         found = self.driver.get_events(
             query.EventQuery(message_id=message_id, scope=scope, limit=1)
