@@ -55,6 +55,8 @@ def _admin_engine(url: str) -> sa.Engine:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL for one test on the backend named by the parameter."""
     backend: str = request.param
+    if request.node.get_closest_marker("db") is None:
+        pytest.fail("a test that uses a database must be marked @pytest.mark.db")
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'annals.sqlite'}"
         return

@@ -173,9 +173,9 @@ class SQLDriver(StorageDriver):
             return pg_dialect.insert(table).on_conflict_do_nothing()
         if self.dialect_name == "sqlite":
             return sqlite_dialect.insert(table).on_conflict_do_nothing()
+        # MySQL has no DO NOTHING: assign a key column to itself, which changes nothing.
         first_key = next(iter(table.primary_key.columns))
-        stmt = mysql_dialect.insert(table)
-        return stmt.on_duplicate_key_update({first_key.name: stmt.inserted[first_key.name]})
+        return mysql_dialect.insert(table).on_duplicate_key_update({first_key.name: first_key})
 
     # --- schema -----------------------------------------------------------------------------
 
