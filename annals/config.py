@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 from oslo_middleware import cors, http_proxy_to_wsgi
 
 from annals import __version__
@@ -31,7 +31,7 @@ def default_data_dir() -> Path:
     return base / "annals"
 
 
-API_OPTS = [
+API_OPTS: list[cfg.Opt] = [
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the API server listens on."),
     cfg.PortOpt("port", default=DEFAULT_PORT, help="Port the API server listens on."),
     cfg.IntOpt(
@@ -65,7 +65,7 @@ API_OPTS = [
         "publisher_credentials",
         default=[],
         secret=True,
-        item_type=cfg.types.String(regex=r"^[^:]+:.+$"),
+        item_type=types.String(regex=r"^[^:]+:.+$"),
         help="user:password pairs that may POST /v2/events with HTTP Basic authentication. "
              "Ceilometer's http:// event publisher cannot send identity headers or tokens; "
              "give it http://user:password@annals-host:8977/v2/events instead.",
@@ -78,7 +78,7 @@ API_OPTS = [
     ),
 ]
 
-DATABASE_OPTS = [
+DATABASE_OPTS: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection",
         secret=True,
@@ -105,7 +105,7 @@ DATABASE_OPTS = [
     ),
 ]
 
-IMPORT_OPTS = [
+IMPORT_OPTS: list[cfg.Opt] = [
     cfg.IntOpt(
         "batch_size",
         default=1000,

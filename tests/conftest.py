@@ -29,9 +29,13 @@ from annals.api.app import create_app
 from annals.storage import get_driver
 from annals.storage.base import StorageDriver
 
-PG_URL = os.environ.get("ANNALS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_URL = os.environ.get(
+    "ANNALS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 MYSQL_URL = os.environ.get("ANNALS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
-BACKENDS = [b for b in os.environ.get("ANNALS_TEST_BACKENDS", "sqlite,postgresql,mysql").split(",") if b]
+BACKENDS = [
+    b for b in os.environ.get("ANNALS_TEST_BACKENDS", "sqlite,postgresql,mysql").split(",") if b
+]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 ADMIN = {"X-User-Id": "admin-user", "X-Project-Id": "project-admin", "X-Roles": "admin"}
@@ -92,8 +96,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run database tests on every backend, or on those named by ``@pytest.mark.backends``."""
     if "database_url" in metafunc.fixturenames:
-        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+        marker = metafunc.definition.get_closest_marker("backends")
+        wanted = [b for b in BACKENDS if marker is None or b in marker.args]
+        metafunc.parametrize("database_url", wanted, indirect=True)
 
 
 @pytest.fixture

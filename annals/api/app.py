@@ -23,15 +23,13 @@ WSGIApp = Any  # a PEP 3333 application; the middleware classes are untyped
 
 def create_falcon_app(driver: StorageDriver, settings: Settings,
                       body_limit: int = 10 * 1024 * 1024,
-                      publisher_credentials: Sequence[str] = ()) -> falcon.App:
-    app = falcon.App(
-        middleware=[
-            NoAuthIdentity(),
-            PublisherBasicAuth(publisher_credentials),
-            BodyLimit(body_limit),
-        ],
-        cors_enable=False,
-    )
+                      publisher_credentials: Sequence[str] = ()) -> falcon.App[Any, Any]:
+    middleware: list[Any] = [
+        NoAuthIdentity(),
+        PublisherBasicAuth(publisher_credentials),
+        BodyLimit(body_limit),
+    ]
+    app: falcon.App[Any, Any] = falcon.App(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
 

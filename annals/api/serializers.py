@@ -103,7 +103,8 @@ def to_xml(value: Any, root: str = "result") -> bytes:
 
 def _ascii(element: ET.Element) -> bytes:
     """One line of ASCII, other characters as references (``&#233;``), as WSME wrote it."""
-    return ET.tostring(element, encoding="us-ascii", xml_declaration=False)
+    text: bytes = ET.tostring(element, encoding="us-ascii", xml_declaration=False)
+    return text
 
 
 def xml_event(event: Event) -> dict[str, Any]:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from tqdm import tqdm
@@ -41,13 +40,8 @@ class Summary:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(stream, start=1):
-        yield number, line
-
-
 def import_stream(driver: StorageDriver, stream: IO[bytes], batch_size: int,
-                  progress: tqdm[None] | None = None) -> Summary:
+                  progress: tqdm[Any] | None = None) -> Summary:
     summary = Summary()
     batch: list[Event] = []
 
@@ -58,7 +52,7 @@ def import_stream(driver: StorageDriver, stream: IO[bytes], batch_size: int,
             summary.duplicates += len(result.duplicates)
             batch.clear()
 
-    for number, line in _lines(stream):
+    for number, line in enumerate(stream, start=1):
         if progress is not None:
             progress.update(len(line))
         if not line.strip():

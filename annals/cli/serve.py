@@ -16,6 +16,7 @@ from gunicorn.app.base import BaseApplication
 from oslo_config import cfg
 
 from annals import config
+from annals.api.app import create_app
 from annals.cli.common import load_conf, open_driver
 from annals.errors import AnnalsError
 
@@ -41,8 +42,6 @@ class AnnalsApplication(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from annals.api.app import create_app
-
         return create_app(self.conf, open_driver(self.conf))
 
 

@@ -100,11 +100,13 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
     for position, item in enumerate(raw_traits):
         what = f"{where}: trait {position}"
         if isinstance(item, dict):
-            item = [item.get("name"), item.get("dtype"), item.get("value")]
-        if not isinstance(item, list) or len(item) != 3:
+            parts = [item.get("name"), item.get("dtype"), item.get("value")]
+        elif isinstance(item, list) and len(item) == 3:
+            parts = item
+        else:
             raise InvalidEvent(f"{what} must be a list [name, dtype, value]")
-        name = _name(item[0], f"{what} name")
-        dtype = item[1]
+        name = _name(parts[0], f"{what} name")
+        dtype = parts[1]
         if isinstance(dtype, bool) or not isinstance(dtype, int) or dtype not in DTYPES:
             raise InvalidEvent(f"{what} ({name}) has unknown dtype {dtype!r}; expected 0-4")
         trait_type = DTYPES[dtype]
@@ -112,8 +114,8 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
             raise InvalidEvent(f"{what} repeats trait {name!r} of type {trait_type.api_name}")
         seen.add((name, trait_type))
         if name in OWNER_TRAITS and trait_type is TraitType.STRING:
-            _check_text(str(item[2]), f"{what} ({name})", NAME_LENGTH)
-        traits.append(Trait(name, trait_type, _trait_value(trait_type, dtype, item[2],
+            _check_text(str(parts[2]), f"{what} ({name})", NAME_LENGTH)
+        traits.append(Trait(name, trait_type, _trait_value(trait_type, dtype, parts[2],
                                                            f"{what} ({name})")))
     return tuple(traits)
 

@@ -142,9 +142,8 @@ class SQLDriver(StorageDriver):
     def _tx(self, write: bool = False) -> Iterator[Connection]:
         """A transaction, with database failures mapped to storage errors."""
         try:
-            with self.engine.connect() as conn:
-                if write:
-                    conn = conn.execution_options(annals_write=True)
+            with self.engine.connect() as raw_conn:
+                conn = raw_conn.execution_options(annals_write=True) if write else raw_conn
                 with conn.begin():
                     yield conn
         except sa_exc.IntegrityError:
@@ -309,9 +308,9 @@ class SQLDriver(StorageDriver):
                     {"event_id": event_id, "name": trait.name, "value": _store_value(trait)}
                 )
                 catalogue.add((type_id, trait.name, int(trait.type)))
-        for trait_type, rows in trait_rows.items():
-            if rows:
-                conn.execute(t.TRAIT_TABLES[trait_type].insert(), rows)
+        for trait_type, values in trait_rows.items():
+            if values:
+                conn.execute(t.TRAIT_TABLES[trait_type].insert(), values)
         if catalogue:
             conn.execute(
                 self._insert_ignore(t.trait_type),
@@ -364,8 +363,9 @@ class SQLDriver(StorageDriver):
         return conds
 
     @staticmethod
-    def _sort_column(key: SortKey) -> sa.Column[Any]:
-        return t.event.c.generated if key.key == "generated" else t.event.c.message_id
+    def _sort_column(key: SortKey) -> sa.ColumnElement[Any]:
+        column: sa.ColumnElement[Any] = t.event.c[key.key]
+        return column
 
     def _after_marker(
         self, conn: Connection, query: EventQuery, sort: Sequence[SortKey]

@@ -18,11 +18,12 @@ PostgreSQL and SQLite (case- and accent-sensitive).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from annals.models import NAME_LENGTH, STRING_VALUE_LENGTH, TraitType
-
 
 metadata = sa.MetaData(
     naming_convention={
@@ -33,7 +34,7 @@ metadata = sa.MetaData(
     }
 )
 
-MYSQL_TABLE_ARGS = {
+MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
@@ -71,7 +72,7 @@ event = sa.Table(
 )
 
 
-def _trait_table(name: str, value_type: sa.types.TypeEngine[object]) -> sa.Table:
+def _trait_table(name: str, value_type: sa.types.TypeEngine[Any]) -> sa.Table:
     return sa.Table(
         name,
         metadata,

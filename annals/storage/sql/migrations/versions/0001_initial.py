@@ -7,6 +7,8 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -16,7 +18,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-TABLE_ARGS = {
+TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
