@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from annals import timeutil
-from annals.errors import InvalidQuery
+from annals.errors import InvalidMarker, InvalidQuery
 from annals.models import TraitType, TraitValue
 
 
@@ -189,6 +189,7 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
     traits: list[TraitFilter] = []
     all_tenants_conditions: list[RawCondition] = []
     for cond in conditions:
+        _refuse_nul(cond)
         op = cond.op or "eq"
         if op not in OPERATORS:
             raise InvalidQuery(
@@ -220,6 +221,25 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
         traits=tuple(traits),
     )
     return ParsedConditions(query, tuple(all_tenants_conditions))
+
+
+def _refuse_nul(cond: RawCondition) -> None:
+    """No stored text contains NUL (ingestion refuses it), and PostgreSQL cannot compare it."""
+    for attr in ("field", "op", "type", "value"):
+        text = getattr(cond, attr)
+        if text is not None and "\x00" in text:
+            raise InvalidQuery(
+                f"Invalid input for field/attribute {attr}. Value contains a NUL character."
+            )
+
+
+def check_marker(marker: str | None) -> str | None:
+    """An empty marker means none (as in Panko); one with NUL can name no event."""
+    if not marker:
+        return None
+    if "\x00" in marker:
+        raise InvalidMarker(f"Marker {marker!r} not found.")
+    return marker
 
 
 def _opt_str(value: object) -> str | None:

@@ -82,7 +82,7 @@ def _trait_value(trait_type: TraitType, dtype: int, value: Any, what: str) -> Tr
     if trait_type is TraitType.FLOAT:
         try:
             real = float(value) if isinstance(value, (int, float, str)) else None
-        except ValueError:
+        except (ValueError, OverflowError):
             real = None
         if real is None or math.isnan(real) or math.isinf(real):
             raise InvalidEvent(f"{what} must be a finite number")

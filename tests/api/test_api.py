@@ -229,3 +229,14 @@ def test_unicode_message_id_path(client: httpx.Client) -> None:
     resp = client.get("/v2/events/événement ☃", headers=MEMBER_A)
     assert resp.status_code == 200
     assert resp.json()["message_id"] == "événement ☃"
+
+
+def test_nul_bytes_are_client_errors(client: httpx.Client) -> None:
+    post(client, [doc(1)])
+    params = {"q.field": "state", "q.value": "a\x00b"}
+    assert client.get("/v2/events", params=params, headers=ADMIN).status_code == 400
+    params = {"q.field": "event_type", "q.value": "a\x00b"}
+    assert client.get("/v2/events", params=params, headers=ADMIN).status_code == 400
+    assert client.get("/v2/events", params={"marker": "m\x00"}, headers=ADMIN).status_code == 400
+    assert client.get("/v2/events/m%00x", headers=ADMIN).status_code == 404
+    assert len(all_events(client)) == 1

@@ -34,7 +34,7 @@ class Events(Resource):
             limit=query.parse_limit(got.limit, self.settings.default_limit,
                                     self.settings.max_limit),
             sort=query.parse_sort(got.sort),
-            marker=got.marker or None,
+            marker=query.check_marker(got.marker),
         )
         events = self.driver.get_events(scoped)
         self.reply(req, resp, serializers.render_events(events, fmt), fmt)
@@ -70,8 +70,10 @@ class Event(Resource):
         creds = self.credentials(req)
         scope = policy.event_scope(creds)
         self.no_parameters(req)
-        found = self.driver.get_events(
-            query.EventQuery(message_id=message_id, scope=scope, limit=1)
+        found = (
+            self.driver.get_events(query.EventQuery(message_id=message_id, scope=scope, limit=1))
+            if "\x00" not in message_id
+            else []
         )
         if not found:
             raise NotFound(f"Event {message_id} Not Found")
