@@ -14,6 +14,7 @@ from oslo_config import cfg, types
 from oslo_middleware import cors, http_proxy_to_wsgi
 
 from annals import __version__
+from annals.ingest import opts as ingest_opts
 
 DEFAULT_PORT = 8977
 
@@ -92,6 +93,20 @@ DATABASE_OPTS: list[cfg.Opt] = [
              "$ANNALS_DATA_DIR, else $XDG_DATA_HOME/annals, else ~/.local/share/annals.",
     ),
     cfg.IntOpt(
+        "event_time_to_live",
+        default=-1,
+        help="Seconds events are kept; older ones are removed by 'annals expirer'. "
+             "<= 0 keeps events forever. (Panko's option.)",
+    ),
+    cfg.IntOpt(
+        "events_delete_batch_size",
+        default=0,
+        min=0,
+        help="Events deleted per transaction by 'annals expirer'; 0 means the built-in "
+             "batch of 10000. Every run removes every expired event, batch after batch. "
+             "(Panko's option name.)",
+    ),
+    cfg.IntOpt(
         "max_pool_size",
         default=10,
         min=1,
@@ -126,13 +141,13 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     return [(group, list(opts)) for group, opts in GROUPS.items()] + [
         ("cors", list(cors.CORS_OPTS)),
         ("oslo_middleware", list(http_proxy_to_wsgi.OPTS)),
-    ]
+    ] + ingest_opts.list_opts()
 
 
 def make_conf() -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     for group, opts in list_opts():
-        conf.register_opts(opts, group=group)
+        conf.register_opts(opts, group=None if group == "DEFAULT" else group)
     return conf
 
 

@@ -64,6 +64,17 @@ class TraitDescription:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpiryResult:
+    """Outcome of one expiry run."""
+
+    cutoff: dt.datetime | None  # None: expiry is disabled (ttl <= 0)
+    deleted: int = 0
+    batches: int = 0
+    removed_event_types: tuple[str, ...] = ()
+    removed_trait_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """Outcome of one batch write."""
 

@@ -27,6 +27,11 @@ def parse_isotime(text: str) -> dt.datetime:
     return parsed
 
 
+def utcnow() -> dt.datetime:
+    """Now, as the naive UTC datetime every layer uses."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def to_micros(value: dt.datetime) -> int:
     """Microseconds since the epoch of a naive UTC datetime (exact integer arithmetic)."""
     delta = value - EPOCH

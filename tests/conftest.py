@@ -8,6 +8,7 @@ is skipped locally but fails the run under ``CI=true``: CI must never pass by sk
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -55,14 +56,11 @@ def _admin_engine(url: str) -> sa.Engine:
     return sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL for one test on the backend named by the parameter."""
-    backend: str = request.param
-    if request.node.get_closest_marker("db") is None:
-        pytest.fail("a test that uses a database must be marked @pytest.mark.db")
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database on ``backend``, dropped afterwards; yields its URL."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'annals.sqlite'}"
+        yield f"sqlite:///{tmp_path / f'annals-{uuid.uuid4().hex[:8]}.sqlite'}"
         return
     name = f"annals_t_{uuid.uuid4().hex[:12]}"
     if backend == "postgresql":
@@ -93,6 +91,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with engine.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE {name}")
         engine.dispose()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The engine the test's ``database_url`` runs on."""
+    return str(request.node.callspec.params["database_url"])
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL for one test on the backend named by the parameter."""
+    backend: str = request.param
+    if request.node.get_closest_marker("db") is None:
+        pytest.fail("a test that uses a database must be marked @pytest.mark.db")
+    with fresh_database(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(database_url: str, backend: str, tmp_path: Path) -> Iterator[str]:
+    """Another fresh database on the same backend (e.g. a Panko source next to Annals)."""
+    with fresh_database(backend, tmp_path) as url:
+        yield url
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("annals.cli.serve", "serve the Panko V2 API with gunicorn"),
     "dbsync": ("annals.cli.dbsync", "create or upgrade the database schema"),
     "import": ("annals.cli.importer", "bulk-load events from JSON lines"),
+    "consume": ("annals.cli.consume", "store OpenStack notifications read from RabbitMQ"),
+    "expirer": ("annals.cli.expirer", "delete events older than [database] event_time_to_live"),
+    "import-panko": ("annals.cli.import_panko", "copy every event of a Panko database"),
 }
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
-from annals.models import Event, RecordResult, Trait, TraitDescription
+from annals import timeutil
+from annals.models import Event, ExpiryResult, RecordResult, Trait, TraitDescription
 from annals.query import EventQuery, Scope
 
 API_CAPABILITIES: dict[str, bool] = {"events:query:simple": True}
+#: Events deleted per transaction when ``events_delete_batch_size`` is 0 (no limit per run).
+DEFAULT_EXPIRY_BATCH = 10_000
 
 
 class StorageDriver(abc.ABC):
@@ -53,6 +57,46 @@ class StorageDriver(abc.ABC):
     def get_traits(self, event_type: str, trait_name: str, scope: Scope) -> Iterator[Trait]:
         """Every value of trait ``trait_name`` on events of ``event_type``, by type, then in
         the order the events were stored."""
+
+    @abc.abstractmethod
+    def event_type_counts(self) -> dict[str, int]:
+        """Number of stored events per event type (operations, verification)."""
+
+    def clear_expired_data(self, ttl_seconds: int, batch_size: int = 0,
+                           now: dt.datetime | None = None) -> ExpiryResult:
+        """Delete every event generated more than ``ttl_seconds`` before ``now``.
+
+        Deletion runs in transactions of ``batch_size`` events (0: DEFAULT_EXPIRY_BATCH), so a
+        large backlog never holds one long transaction or lock; then event types and trait
+        descriptions left without events are removed. ``ttl_seconds <= 0`` keeps everything.
+        """
+        if ttl_seconds <= 0:
+            return ExpiryResult(cutoff=None)
+        cutoff = (now or timeutil.utcnow()) - dt.timedelta(seconds=ttl_seconds)
+        size = batch_size if batch_size > 0 else DEFAULT_EXPIRY_BATCH
+        deleted = batches = 0
+        touched: set[str] = set()
+        while True:
+            count, types = self._expire_batch(cutoff, size)
+            deleted += count
+            touched |= types
+            if count:
+                batches += 1
+            if count < size:
+                break
+        removed_types, removed_traits = self._prune_metadata(touched) if touched else ((), ())
+        return ExpiryResult(cutoff, deleted, batches, removed_types, removed_traits)
+
+    @abc.abstractmethod
+    def _expire_batch(self, cutoff: dt.datetime, limit: int) -> tuple[int, set[str]]:
+        """Delete up to ``limit`` of the oldest events generated before ``cutoff``, with their
+        traits, in one transaction; return how many, and the event types they had."""
+
+    @abc.abstractmethod
+    def _prune_metadata(self, event_types: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Among ``event_types``, remove those left without events and the trait descriptions
+        left without traits; return what was removed (``type``, ``type/trait:kind``). Must be
+        safe while other processes record events of these types."""
 
     @abc.abstractmethod
     def storage_capabilities(self) -> dict[str, bool]:

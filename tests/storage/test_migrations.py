@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -32,3 +34,95 @@ def test_upgrade_is_idempotent_and_keeps_data(driver: StorageDriver) -> None:
     from annals.query import EventQuery
 
     assert [e.message_id for e in driver.get_events(EventQuery())] == ["keep"]
+
+
+FIRST_REVISION = "0001"
+
+
+def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
+    """A database made at the first revision, filled, then upgraded to head."""
+    from alembic import command
+
+    from annals.query import EventQuery
+    from annals.storage import get_driver
+    from annals.storage.sql.driver import SQLDriver
+
+    driver = get_driver(database_url)
+    assert isinstance(driver, SQLDriver)
+    try:
+        with driver.engine.begin() as conn:
+            command.upgrade(driver._alembic_config(conn), FIRST_REVISION)
+        with driver.engine.begin() as conn:  # rows as revision 0001 lays them out
+            conn.execute(sa.text("INSERT INTO event_type (id, name) VALUES (1, 'old.type')"))
+            conn.execute(sa.text(
+                "INSERT INTO event (id, message_id, event_type_id, generated, project_id, "
+                "user_id, raw) VALUES (1, 'm-1', 1, 1700000000123456, 'p', 'u', '{\"a\": 1}')"))
+            conn.execute(sa.text(
+                "INSERT INTO trait_string (event_id, name, value) VALUES (1, 'project_id', 'p')"))
+            conn.execute(sa.text(
+                "INSERT INTO trait_integer (event_id, name, value) VALUES (1, 'n', 42)"))
+            conn.execute(sa.text(
+                "INSERT INTO trait_type (event_type_id, name, type) VALUES (1, 'n', 2)"))
+        assert not driver.schema_is_current() or _head(driver) == FIRST_REVISION
+        driver.upgrade()
+        assert driver.schema_is_current()
+        [event] = driver.get_events(EventQuery())
+        assert event.message_id == "m-1"
+        assert event.raw == {"a": 1}
+        assert {t.name: t.value for t in event.traits} == {"project_id": "p", "n": 42}
+        assert event.generated.microsecond == 123456
+    finally:
+        driver.close()
+
+
+def _head(driver: StorageDriver) -> str:
+    from alembic.script import ScriptDirectory
+
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    with driver.engine.connect() as conn:
+        head = ScriptDirectory.from_config(driver._alembic_config(conn)).get_current_head()
+    assert head is not None
+    return head
+
+
+@pytest.mark.slow
+@pytest.mark.backends("postgresql", "mysql")
+def test_dbsync_while_the_api_serves(driver: StorageDriver, live_server: Any,
+                                     conf_factory: Any) -> None:
+    """dbsync on a live database: requests keep succeeding, dbsync finds nothing to do."""
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    from tests.conftest import ADMIN
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=live_server.url, timeout=10) as http:
+            n = 0
+            while not stop.is_set():
+                doc = {"message_id": f"sync-{n}", "event_type": "t",
+                       "generated": "2024-01-01T00:00:00"}
+                statuses.append(http.post("/v2/events", json=doc, headers=ADMIN).status_code)
+                statuses.append(http.get("/v2/events", headers=ADMIN).status_code)
+                n += 1
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        conf = conf_factory({"database": {"connection": driver.url}})
+        for _ in range(2):
+            result = subprocess.run(
+                [sys.executable, "-m", "annals", "dbsync", "--config-file", str(conf)],
+                capture_output=True, text=True, timeout=120, check=False)
+            assert result.returncode == 0, result.stderr
+    finally:
+        stop.set()
+        thread.join()
+    assert statuses and set(statuses) <= {200, 201}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from typing import Any, ClassVar, TypeVar
@@ -35,7 +38,7 @@ LOG = logging.getLogger(__name__)
 DEFAULT_DBAPI = {"mysql": "pymysql", "mariadb": "pymysql", "postgresql": "psycopg"}
 #: Rows per statement when a list of keys goes into an ``IN (...)``.
 IN_CHUNK = 500
-WRITE_ATTEMPTS = 3
+WRITE_ATTEMPTS = 5
 
 _T = TypeVar("_T")
 
@@ -60,6 +63,26 @@ def normalise_url(url: str) -> sa.URL:
     if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed
+
+
+class WriteConflict(StorageUnavailable):
+    """A deadlock, lock timeout or serialization failure: retrying the transaction helps."""
+
+
+#: PostgreSQL SQLSTATEs and MySQL error numbers of conflicts worth a retry.
+PG_CONFLICTS = {"40001", "40P01", "55P03"}
+MYSQL_CONFLICTS = {1205, 1213}
+
+
+def _is_conflict(exc: sa_exc.DBAPIError) -> bool:
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in PG_CONFLICTS:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in MYSQL_CONFLICTS:
+        return True
+    return "database is locked" in str(orig)
 
 
 def _chunks(items: Sequence[_T], size: int = IN_CHUNK) -> Iterator[Sequence[_T]]:
@@ -103,6 +126,9 @@ class SQLDriver(StorageDriver):
         if self.dialect_name == "sqlite":
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
+            if self.dialect_name in ("mysql", "mariadb"):
+                # As PostgreSQL: no gap locks between the expirer's range deletes and writers.
+                kwargs["isolation_level"] = "READ COMMITTED"
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout,
                           pool_recycle=3600)
         self.engine: Engine = sa.create_engine(self.sa_url, **kwargs)
@@ -140,7 +166,12 @@ class SQLDriver(StorageDriver):
 
     @contextlib.contextmanager
     def _tx(self, write: bool = False) -> Iterator[Connection]:
-        """A transaction, with database failures mapped to storage errors."""
+        """A transaction, with database failures mapped to storage errors.
+
+        IntegrityError passes through (writers retry on it); deadlocks and lock timeouts
+        become WriteConflict (retried too); everything else is StorageUnavailable (cannot
+        reach the database: 503, retry later) or StorageError (the database refused).
+        """
         try:
             with self.engine.connect() as raw_conn:
                 conn = raw_conn.execution_options(annals_write=True) if write else raw_conn
@@ -148,23 +179,23 @@ class SQLDriver(StorageDriver):
                     yield conn
         except sa_exc.IntegrityError:
             raise
-        except sa_exc.OperationalError as exc:
-            raise self._operational_error(exc) from exc
-        except sa_exc.InterfaceError as exc:
-            raise StorageUnavailable(f"Database connection failed: {exc.orig}") from exc
         except sa_exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageUnavailable(f"Database connection lost: {exc.orig}") from exc
-            raise StorageError(f"Database error: {exc.orig}") from exc
+            raise self._storage_error(exc) from exc
 
     @staticmethod
-    def _operational_error(exc: sa_exc.OperationalError) -> Exception:
+    def _storage_error(exc: sa_exc.DBAPIError) -> Exception:
         text = str(exc.orig)
+        if _is_conflict(exc):
+            return WriteConflict(f"Transaction conflict: {text}")
         lowered = text.lower()
         refused = ("readonly", "read-only", "read only", "disk", "full", "no space")
         if any(word in lowered for word in refused):
             return StorageError(f"Database refused the write: {text}")
-        return StorageUnavailable(f"Database unavailable: {text}")
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
+            exc.connection_invalidated
+        ):
+            return StorageUnavailable(f"Database unavailable: {text}")
+        return StorageError(f"Database error: {text}")
 
     def _insert_ignore(self, table: sa.Table) -> Any:
         """INSERT that silently skips rows whose key already exists."""
@@ -192,8 +223,8 @@ class SQLDriver(StorageDriver):
                     # Two dbsync runs at once: the second waits, then finds nothing to do.
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(827013)")
                 alembic_command.upgrade(self._alembic_config(conn), "head")
-        except sa_exc.OperationalError as exc:
-            raise self._operational_error(exc) from exc
+        except sa_exc.DBAPIError as exc:
+            raise self._storage_error(exc) from exc
 
     def schema_is_current(self) -> bool:
         with self._tx() as conn:
@@ -246,6 +277,11 @@ class SQLDriver(StorageDriver):
                 if attempt == WRITE_ATTEMPTS:
                     raise StorageError(f"Could not store events: {exc.orig}") from exc
                 LOG.info("retrying batch after a write conflict: %s", exc.orig)
+            except WriteConflict as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                LOG.info("retrying batch after %s", exc.message)
+                time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
 
     def _event_type_ids(self, names: Iterable[str]) -> dict[str, int]:
@@ -317,6 +353,113 @@ class SQLDriver(StorageDriver):
                 [{"event_type_id": a, "name": b, "type": c} for a, b, c in sorted(catalogue)],
             )
         return len(new), [m for m in ids if m in existing]
+
+    # --- expiry -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _with_retries(work: Callable[[], _T]) -> _T:
+        """Run a transaction again when it lost a deadlock or a lock wait."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return work()
+            except WriteConflict as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                LOG.info("retrying after %s", exc.message)
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _expire_batch(self, cutoff: dt.datetime, limit: int) -> tuple[int, set[str]]:
+        return self._with_retries(lambda: self._expire_batch_once(cutoff, limit))
+
+    def _expire_batch_once(self, cutoff: dt.datetime, limit: int) -> tuple[int, set[str]]:
+        ev = t.event
+        with self._tx(write=True) as conn:
+            rows = conn.execute(
+                sa.select(ev.c.id, ev.c.event_type_id)
+                .where(ev.c.generated < timeutil.to_micros(cutoff))
+                .order_by(ev.c.generated)
+                .limit(limit)
+            ).all()
+            if not rows:
+                return 0, set()
+            ids = [row.id for row in rows]
+            for table in t.TRAIT_TABLES.values():
+                for chunk in _chunks(ids):
+                    conn.execute(table.delete().where(table.c.event_id.in_(chunk)))
+            for chunk in _chunks(ids):
+                conn.execute(ev.delete().where(ev.c.id.in_(chunk)))
+            names = self._type_names(conn, {row.event_type_id for row in rows})
+        return len(ids), set(names.values())
+
+    def _prune_metadata(self, event_types: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        removed_types: list[str] = []
+        removed_traits: list[str] = []
+        for name in sorted(event_types):
+            try:
+                gone, traits = self._with_retries(functools.partial(self._prune_event_type, name))
+            except sa_exc.IntegrityError as exc:
+                # A writer referenced the type between our check and our delete: keep it.
+                LOG.info("event type %s is in use again, kept: %s", name, exc.orig)
+                continue
+            if gone:
+                removed_types.append(name)
+            removed_traits.extend(traits)
+        with self._type_lock:
+            self._type_ids.clear()
+        return tuple(removed_types), tuple(removed_traits)
+
+    def _prune_event_type(self, name: str) -> tuple[bool, list[str]]:
+        """One short transaction per event type.
+
+        The event type row is locked first (FOR UPDATE): a writer inserting an event of this
+        type must lock the same row for its foreign key check, so it waits for us, and every
+        event committed before we got the lock is visible to the checks below. SQLite has one
+        writer at a time anyway (BEGIN IMMEDIATE).
+        """
+        ev, et, tt = t.event, t.event_type, t.trait_type
+        removed: list[str] = []
+        with self._tx(write=True) as conn:
+            lock = sa.select(et.c.id).where(et.c.name == name)
+            if self.dialect_name != "sqlite":
+                lock = lock.with_for_update()
+            type_id = conn.execute(lock).scalar()
+            if type_id is None:
+                return False, removed
+            if conn.execute(sa.select(ev.c.id).where(ev.c.event_type_id == type_id).limit(1)
+                            ).first() is None:
+                conn.execute(tt.delete().where(tt.c.event_type_id == type_id))
+                conn.execute(et.delete().where(et.c.id == type_id))
+                return True, removed
+            described = conn.execute(
+                sa.select(tt.c.name, tt.c.type).where(tt.c.event_type_id == type_id)
+            ).all()
+            for trait_name, kind in described:
+                table = t.TRAIT_TABLES[TraitType(kind)]
+                used = conn.execute(
+                    sa.select(ev.c.id)
+                    .where(
+                        ev.c.event_type_id == type_id,
+                        sa.exists().where(table.c.event_id == ev.c.id, table.c.name == trait_name),
+                    )
+                    .limit(1)
+                ).first()
+                if used is None:
+                    conn.execute(tt.delete().where(
+                        tt.c.event_type_id == type_id, tt.c.name == trait_name, tt.c.type == kind
+                    ))
+                    removed.append(f"{name}/{trait_name}:{TraitType(kind).api_name}")
+        return False, removed
+
+    def event_type_counts(self) -> dict[str, int]:
+        ev, et = t.event, t.event_type
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(et.c.name, sa.func.count(ev.c.id))
+                .join(ev, ev.c.event_type_id == et.c.id)
+                .group_by(et.c.name)
+            ).all()
+        return {name: int(count) for name, count in rows}
 
     # --- reads ------------------------------------------------------------------------------
 
