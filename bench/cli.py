@@ -1,0 +1,156 @@
+"""``python -m bench``: generate, run, report, chart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import report
+from bench.data import ensure_dataset
+from bench.run import INGEST_METHODS, Options, run
+from bench.servers import ENGINES
+
+RESULTS = Path("bench/results")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
+def _size(text: str) -> int:
+    text = text.lower().replace("_", "")
+    for suffix, factor in (("k", 1000), ("m", 1_000_000)):
+        if text.endswith(suffix):
+            return int(float(text[:-1]) * factor)
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a data set (JSON lines) and its query plan")
+    gen.add_argument("--events", type=_size, default=100_000, help="size, e.g. 100k, 1M")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--results-dir", type=Path, default=RESULTS)
+
+    r = sub.add_parser("run", help="load a data set and measure (one result file per engine)")
+    r.add_argument("--engine", action="append", choices=ENGINES, help="repeatable; default sqlite")
+    r.add_argument("--events", type=_size, default=100_000, help="size, e.g. 100k, 1M")
+    r.add_argument("--seed", type=int, default=42)
+    r.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of every query line and of the throughput (median of them)",
+    )
+    r.add_argument("--requests", type=int, default=30, help="requests per line and run")
+    r.add_argument("--warmup", type=int, default=2, help="unmeasured requests per line first")
+    r.add_argument("--concurrency", type=int, default=8, help="clients of the throughput test")
+    r.add_argument("--throughput-seconds", type=float, default=10.0)
+    r.add_argument(
+        "--ingest",
+        default=",".join(INGEST_METHODS),
+        help=f"ingest methods, in {INGEST_METHODS}; each loads the whole data set "
+        "into a fresh database, the last one is queried ('' = none, with "
+        "--reuse-db)",
+    )
+    r.add_argument("--ingest-repeat", type=int, default=1, help="loads per ingest method")
+    r.add_argument(
+        "--ingest-clients", type=int, default=1, help="concurrent HTTP clients posting batches"
+    )
+    r.add_argument("--workers", type=int, default=2, help="API worker processes (both servers)")
+    r.add_argument("--page-limits", type=_ints, default=(100, 1000, 10000))
+    r.add_argument("--page-requests", type=int, default=5)
+    r.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="PostgreSQL: do not ANALYZE after the load (autovacuum would)",
+    )
+    r.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="query the database loaded by the previous run, measure no ingest",
+    )
+    r.add_argument(
+        "--panko", action="store_true", help="also measure reference Panko 10.0.0 on the same data"
+    )
+    r.add_argument(
+        "--panko-reload",
+        action="store_true",
+        help="reload Panko's database even if it holds this data set already",
+    )
+    r.add_argument("--panko-batch", type=int, default=1000)
+    r.add_argument("--panko-repeat", type=int, help="runs against Panko (default: --repeat)")
+    r.add_argument("--results-dir", type=Path, default=RESULTS)
+    r.add_argument("--label", default="", help="added to the result file name")
+    r.add_argument("--quiet", action="store_true")
+
+    rep = sub.add_parser("report", help="Markdown tables from result files")
+    rep.add_argument("files", nargs="+", type=Path)
+
+    ch = sub.add_parser("chart", help="PNG chart from result files")
+    ch.add_argument("files", nargs="+", type=Path)
+    ch.add_argument("--out", type=Path, default=Path("docs/benchmark.png"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        data, plan = ensure_dataset(args.results_dir / "data", args.events, args.seed)
+        print(f"{data} ({plan.events:,} events, sha256 {plan.sha256})")
+        return 0
+    if args.command == "report":
+        print(report.full_report(report.load(args.files)), end="")
+        return 0
+    if args.command == "chart":
+        from bench.chart import draw
+
+        print(draw(report.load(args.files), args.out))
+        return 0
+    ingest = tuple(m for m in args.ingest.split(",") if m)
+    unknown = set(ingest) - set(INGEST_METHODS)
+    if unknown:
+        print(f"unknown ingest method(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if not ingest and not args.reuse_db:
+        print(
+            "no ingest method: give --reuse-db to query the last loaded database", file=sys.stderr
+        )
+        return 2
+    docs = []
+    for engine in args.engine or ["sqlite"]:
+        opts = Options(
+            engine=engine,
+            events=args.events,
+            seed=args.seed,
+            repeat=args.repeat,
+            requests=args.requests,
+            warmup=args.warmup,
+            concurrency=args.concurrency,
+            throughput_seconds=args.throughput_seconds,
+            ingest=ingest,
+            ingest_repeat=args.ingest_repeat,
+            ingest_clients=args.ingest_clients,
+            workers=args.workers,
+            page_limits=args.page_limits,
+            page_requests=args.page_requests,
+            analyze=args.analyze,
+            reuse_db=args.reuse_db,
+            panko=args.panko,
+            panko_reload=args.panko_reload,
+            panko_batch=args.panko_batch,
+            panko_repeat=args.panko_repeat,
+            results_dir=args.results_dir,
+            workdir=args.results_dir / "work",
+            quiet=args.quiet,
+            label=args.label,
+        )
+        doc, out = run(opts)
+        docs.append(doc)
+        print(report.comparison(doc))
+        print(f"\nresults: {out}\n")
+    return 0

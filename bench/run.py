@@ -1,0 +1,458 @@
+"""One benchmark run: a data set, one engine, Annals (and optionally Panko) measured alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import servers
+from bench.data import DataPlan, ensure_dataset
+from bench.httpdriver import (
+    Client,
+    RSSMonitor,
+    Series,
+    measure,
+    parallel_gets,
+    throughput,
+)
+from bench.lines import ADMIN_USER, LINES, page_request, throughput_requests
+
+INGEST_METHODS = ("import", "http_100", "http_1000")
+Log = Callable[[str], None]
+
+
+@dataclass
+class Options:
+    engine: str = "sqlite"
+    events: int = 100_000
+    seed: int = 42
+    repeat: int = 3
+    requests: int = 30
+    warmup: int = 2
+    concurrency: int = 8
+    throughput_seconds: float = 10.0
+    ingest: tuple[str, ...] = INGEST_METHODS
+    ingest_repeat: int = 1
+    ingest_clients: int = 1
+    workers: int = 2
+    page_limits: tuple[int, ...] = (100, 1000, 10000)
+    page_requests: int = 5
+    analyze: bool = True
+    reuse_db: bool = False
+    panko: bool = False
+    panko_reload: bool = False
+    panko_batch: int = 1000
+    #: runs of the query lines against Panko (None: ``repeat``); Panko is slow
+    panko_repeat: int | None = None
+    results_dir: Path = Path("bench/results")
+    workdir: Path = Path("bench/results/work")
+    quiet: bool = False
+    label: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _log(opts: Options) -> Log:
+    def log(message: str) -> None:
+        if not opts.quiet:
+            stamp = dt.datetime.now().strftime("%H:%M:%S")
+            print(f"[{stamp}] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+# --- ingest ---------------------------------------------------------------------------------
+
+
+def _batches(data_file: Path, size: int) -> Iterator[tuple[int, bytes]]:
+    with data_file.open("rb") as stream:
+        batch: list[bytes] = []
+        for raw in stream:
+            line = raw.strip()
+            if line:
+                batch.append(line)
+            if len(batch) == size:
+                yield len(batch), b"[" + b",".join(batch) + b"]"
+                batch = []
+        if batch:
+            yield len(batch), b"[" + b",".join(batch) + b"]"
+
+
+def post_batches(
+    url: str, data_file: Path, batch_size: int, clients: int, headers: dict[str, str]
+) -> tuple[int, float]:
+    """POST the whole data set in batches; (events stored, seconds)."""
+    source = _batches(data_file, batch_size)
+    lock = threading.Lock()
+    stored = [0] * clients
+    errors: list[BaseException] = []
+
+    def worker(slot: int) -> None:
+        client = Client(url)
+        try:
+            while True:
+                with lock:
+                    item = next(source, None)
+                if item is None:
+                    return
+                reply = orjson.loads(client.post_json("/v2/events", item[1], headers))
+                stored[slot] += int(reply["stored"])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            client.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return sum(stored), elapsed
+
+
+def _analyze(engine: str, url: str) -> None:
+    """PostgreSQL: what autovacuum's ANALYZE does within a minute of a bulk load."""
+    if engine != "postgresql":
+        return
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(
+        sa.make_url(url).set(drivername="postgresql+psycopg"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.NullPool,
+    )
+    try:
+        with eng.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    finally:
+        eng.dispose()
+
+
+def ingest_annals(opts: Options, data_file: Path, log: Log) -> tuple[dict[str, Any], str]:
+    """Load the data set with each method into a fresh database; the last one is kept."""
+    results: dict[str, Any] = {}
+    url = servers.database_url(opts.engine, servers.ANNALS_DB, opts.workdir)
+    methods = [m for m in INGEST_METHODS if m in opts.ingest]
+    admin = {"X-User-Id": ADMIN_USER, "X-Project-Id": "bench", "X-Roles": "admin"}
+    for method in methods:
+        rates: list[float] = []
+        for attempt in range(opts.ingest_repeat):
+            url = servers.fresh_database(opts.engine, servers.ANNALS_DB, opts.workdir)
+            port = servers.free_port()
+            conf = servers.annals_config(opts.workdir, url, port, opts.workers)
+            if opts.engine != "sqlite":
+                servers.annals("dbsync", "--config-file", str(conf))
+            if method == "import":
+                start = time.perf_counter()
+                done = servers.annals(
+                    "import",
+                    "--config-file",
+                    str(conf),
+                    "--batch-size",
+                    "1000",
+                    "--no-progress",
+                    str(data_file),
+                )
+                elapsed = time.perf_counter() - start
+                stored = int(done.stdout.split("stored:")[1].split()[0])
+            else:
+                size = int(method.split("_")[1])
+                log_file = opts.workdir / f"annals-serve-{opts.engine}.log"
+                with servers.annals_server(conf, port, log_file) as srv:
+                    stored, elapsed = post_batches(
+                        srv.url, data_file, size, opts.ingest_clients, admin
+                    )
+            if stored != opts.events:
+                raise RuntimeError(f"{method}: stored {stored} events of {opts.events}")
+            rates.append(stored / elapsed)
+            log(
+                f"annals {opts.engine} ingest {method} #{attempt + 1}: "
+                f"{stored:,} events in {elapsed:.1f} s = {stored / elapsed:,.0f} events/s"
+            )
+        results[method] = {
+            "rates": rates,
+            "median": statistics.median(rates),
+            "batch_size": 1000 if method == "import" else int(method[5:]),
+            "clients": 1 if method == "import" else opts.ingest_clients,
+        }
+    return results, url
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+def measure_server(
+    opts: Options,
+    *,
+    url: str,
+    pid: int,
+    plan: DataPlan,
+    name: str,
+    log: Log,
+    repeat: int | None = None,
+) -> dict[str, Any]:
+    """Every query line (``repeat`` runs), throughput, and worker RSS with big pages."""
+    client = Client(url)
+    out: dict[str, Any] = {"repeat": repeat or opts.repeat, "requests": opts.requests}
+    with RSSMonitor(pid) as monitor:
+        page10 = orjson.loads(client.get(LINES[8].build(plan)[0])[0])
+        if not page10 or page10[0]["message_id"] != plan.page10_first:
+            log(f"WARNING {name}: page 10 does not start with the expected event")
+        out["rss_baseline_mb"] = monitor.current_mb()
+        per_line: dict[str, list[Series]] = {line.name: [] for line in LINES}
+        rates: list[float] = []
+        tp_requests = throughput_requests(plan)
+        for run in range(repeat or opts.repeat):
+            for line in LINES:
+                series = measure(client, line.build(plan), opts.requests, opts.warmup)
+                per_line[line.name].append(series)
+                log(
+                    f"{name} run {run + 1} {line.name:20s} median {series.median:9.2f} ms  "
+                    f"p95 {series.p95:9.2f} ms  ({series.items} items)"
+                )
+            client.close()
+            rate = throughput(url, tp_requests, opts.concurrency, opts.throughput_seconds)
+            rates.append(rate)
+            log(
+                f"{name} run {run + 1} throughput trait_string c={opts.concurrency}: "
+                f"{rate:.1f} req/s"
+            )
+        out["lines"] = {
+            line: {
+                "median_ms": statistics.median(s.median for s in runs),
+                "p95_ms": statistics.median(s.p95 for s in runs),
+                "items": runs[0].items,
+                "bytes": runs[0].bytes,
+                "runs": [{"median_ms": s.median, "p95_ms": s.p95} for s in runs],
+                "requests_per_run": len(runs[0].samples),
+            }
+            for line, runs in per_line.items()
+        }
+        out["throughput"] = {
+            "line": "trait_string",
+            "concurrency": opts.concurrency,
+            "seconds": opts.throughput_seconds,
+            "runs": rates,
+            "median": statistics.median(rates),
+        }
+        out["rss_queries_peak_mb"] = monitor.peak_mb()
+        pages = []
+        for limit in opts.page_limits:
+            monitor.reset()
+            req = page_request(plan, limit)
+            series = measure(client, [req], opts.page_requests, warmup=1)
+            pages.append(
+                {
+                    "limit": limit,
+                    "items": series.items,
+                    "bytes": series.bytes,
+                    "median_ms": series.median,
+                    "peak_rss_mb": monitor.peak_mb(),
+                }
+            )
+            log(
+                f"{name} page limit={limit}: {series.items} events, {series.bytes:,} bytes, "
+                f"{series.median:.1f} ms, worker peak RSS {pages[-1]['peak_rss_mb']:.1f} MB"
+            )
+        out["pages"] = pages
+        client.close()
+        biggest = max(opts.page_limits)
+        monitor.reset()
+        lat = parallel_gets(
+            url, [page_request(plan, biggest)] * (2 * opts.concurrency), opts.concurrency
+        )
+        out["pages_concurrent"] = {
+            "limit": biggest,
+            "concurrency": opts.concurrency,
+            "requests": len(lat),
+            "median_ms": statistics.median(lat),
+            "peak_rss_mb": monitor.peak_mb(),
+        }
+        out["rss_workers"] = len(monitor.workers())
+        log(
+            f"{name} {2 * opts.concurrency} pages of {biggest} at concurrency "
+            f"{opts.concurrency}: worker peak RSS {out['pages_concurrent']['peak_rss_mb']:.1f} MB"
+        )
+    return out
+
+
+# --- the systems ----------------------------------------------------------------------------
+
+
+def annals_version() -> str:
+    import annals
+
+    return str(annals.__version__)
+
+
+def run_annals(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[str, Any]:
+    opts.workdir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "system": "annals",
+        "version": annals_version(),
+        "engine": opts.engine,
+        "engine_version": servers.server_version(opts.engine),
+    }
+    if opts.reuse_db:
+        url = servers.database_url(opts.engine, servers.ANNALS_DB, opts.workdir)
+        result["ingest"] = {}
+        log("reusing the loaded Annals database (no ingest measured)")
+    else:
+        result["ingest"], url = ingest_annals(opts, data_file, log)
+    if opts.analyze:
+        _analyze(opts.engine, url)
+    port = servers.free_port()
+    conf = servers.annals_config(opts.workdir, url, port, opts.workers)
+    log_file = opts.workdir / f"annals-serve-{opts.engine}.log"
+    with servers.annals_server(conf, port, log_file) as srv:
+        result.update(
+            measure_server(
+                opts, url=srv.url, pid=srv.pid, plan=plan, name=f"annals/{opts.engine}", log=log
+            )
+        )
+    return result
+
+
+def run_panko(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[str, Any]:
+    state = opts.results_dir / "panko"
+    state.mkdir(parents=True, exist_ok=True)
+    name = f"{opts.engine}-{opts.events}-s{opts.seed}"
+    db_name = f"{servers.PANKO_DB}_{opts.events}"
+    if opts.engine == "sqlite":
+        url = f"sqlite:///{(state / f'{name}.db').resolve()}"
+    else:
+        url = servers.panko_url(opts.engine, state, db_name)
+    conf = servers.panko_config(state / f"{name}.conf", url)
+    load_file = state / f"{name}.load.json"
+    loaded: dict[str, Any] | None = None
+    if load_file.exists() and not opts.panko_reload:
+        loaded = json.loads(load_file.read_text())
+        if loaded.get("events") != opts.events or loaded.get("sha256", plan.sha256) != plan.sha256:
+            loaded = None
+        else:
+            log(
+                f"panko {opts.engine}: reusing the database loaded before "
+                f"({loaded['rate']:.0f} events/s then)"
+            )
+    if loaded is None:
+        if opts.engine == "sqlite":
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        else:
+            servers.fresh_database(opts.engine, db_name, state)
+        log(
+            f"panko {opts.engine}: loading {opts.events:,} events through record_events "
+            f"(batches of {opts.panko_batch}); Panko is slow, this takes a while"
+        )
+        with (state / f"{name}.load.log").open("ab") as err:
+            subprocess.run(
+                [
+                    str(servers.PANKO_PYTHON),
+                    str(servers.PANKO_RUNNER),
+                    "--config-file",
+                    str(conf),
+                    "load",
+                    "--data",
+                    str(data_file),
+                    "--batch-size",
+                    str(opts.panko_batch),
+                    "--out",
+                    str(load_file),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        loaded = json.loads(load_file.read_text())
+        loaded["sha256"] = plan.sha256
+        load_file.write_text(json.dumps(loaded) + "\n")
+    result: dict[str, Any] = {
+        "system": "panko",
+        "version": "10.0.0",
+        "engine": opts.engine,
+        "engine_version": servers.server_version(opts.engine),
+        "ingest": {
+            "storage_api": {
+                "rates": [loaded["rate"]],
+                "median": loaded["rate"],
+                "batch_size": loaded.get("batch_size", opts.panko_batch),
+                "clients": 1,
+            }
+        },
+    }
+    port = servers.free_port()
+    log_file = state / f"panko-serve-{opts.engine}.log"
+    with servers.panko_server(conf, port, log_file, opts.workers) as srv:
+        result.update(
+            measure_server(
+                opts,
+                url=srv.url,
+                pid=srv.pid,
+                plan=plan,
+                name=f"panko/{opts.engine}",
+                log=log,
+                repeat=opts.panko_repeat,
+            )
+        )
+    return result
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": commit,
+    }
+
+
+def run(opts: Options) -> tuple[dict[str, Any], Path]:
+    log = _log(opts)
+    data_file, plan = ensure_dataset(opts.results_dir / "data", opts.events, opts.seed, log)
+    started = dt.datetime.now(dt.UTC)
+    doc: dict[str, Any] = {
+        "format": 1,
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "dataset": {
+            "events": plan.events,
+            "seed": plan.seed,
+            "sha256": plan.sha256,
+            "bytes": data_file.stat().st_size,
+            "first": plan.first,
+            "last": plan.last,
+        },
+        "annals": run_annals(opts, data_file, plan, log),
+    }
+    if opts.panko:
+        doc["panko"] = run_panko(opts, data_file, plan, log)
+    doc["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    opts.results_dir.mkdir(parents=True, exist_ok=True)
+    label = f"-{opts.label}" if opts.label else ""
+    out = opts.results_dir / (
+        f"{started.strftime('%Y%m%dT%H%M%S')}-{opts.engine}-{opts.events}{label}.json"
+    )
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc, out

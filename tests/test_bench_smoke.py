@@ -1,0 +1,89 @@
+"""CI smoke run of the benchmark (``python -m bench``) on a tiny data set, so it cannot rot.
+
+No timing is asserted: only that every step runs against a real ``annals serve`` over real
+HTTP, and that every query line, ingest method, throughput and memory figure is a number.
+Reference Panko is not part of it (it lives in a separate virtualenv, see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.chart import draw
+from bench.data import Generator, ensure_dataset
+from bench.lines import LINES
+from bench.report import full_report
+from bench.run import INGEST_METHODS
+
+EVENTS = 1200
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value >= 0
+
+
+def test_dataset_is_deterministic(tmp_path: Path) -> None:
+    first = [json.dumps(doc) for doc in Generator(300, seed=7).events()]
+    again = [json.dumps(doc) for doc in Generator(300, seed=7).events()]
+    other = [json.dumps(doc) for doc in Generator(300, seed=8).events()]
+    assert first == again
+    assert first != other
+    data, plan = ensure_dataset(tmp_path, 300, seed=7, log=lambda _: None)
+    assert data.read_text().splitlines() == [
+        json.dumps(json.loads(line), separators=(",", ":")) for line in first
+    ]
+    assert plan.instance_ids and plan.members and plan.events_by_id and plan.page10_marker
+    doc = json.loads(first[0])
+    names = {name for name, _, _ in doc["traits"]}
+    assert {"tenant_id", "project_id", "user_id", "host", "service", "state"} <= names
+    assert 700 < len(json.dumps(doc["raw"])) < 1400
+
+
+@pytest.mark.db
+@pytest.mark.slow
+@pytest.mark.backends("sqlite")
+def test_bench_smoke(database_url: str, tmp_path: Path) -> None:
+    # The bench creates its own database per run; the fixture only selects the engine.
+    engine = database_url.split(":", 1)[0]
+    results = tmp_path / "results"
+    options = (
+        f"--engine {engine} --events {EVENTS} --repeat 1 --requests 3 --warmup 1 "
+        "--throughput-seconds 1 --concurrency 2 --workers 1 --page-limits 10,100 "
+        f"--page-requests 2 --results-dir {results} --quiet"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", *options.split()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(results.glob(f"*-{engine}-{EVENTS}.json"))
+    assert len(files) == 1
+    doc = json.loads(files[0].read_text())
+    annals = doc["annals"]
+    assert set(annals["ingest"]) == set(INGEST_METHODS)
+    for entry in annals["ingest"].values():
+        assert _number(entry["median"]) and entry["median"] > 0
+    assert set(annals["lines"]) == {line.name for line in LINES}
+    for name, entry in annals["lines"].items():
+        assert _number(entry["median_ms"]) and _number(entry["p95_ms"]), name
+        assert entry["items"] > 0, f"{name} found nothing"
+    assert annals["throughput"]["median"] > 0
+    assert annals["rss_baseline_mb"] > 0 and annals["rss_queries_peak_mb"] > 0
+    assert [p["limit"] for p in annals["pages"]] == [10, 100]
+    assert all(p["bytes"] > 0 and p["peak_rss_mb"] > 0 for p in annals["pages"])
+    assert annals["pages_concurrent"]["peak_rss_mb"] > 0
+    # The printed table and the report/chart commands work on the result.
+    assert "string trait eq (instance_id)" in proc.stdout
+    assert "string trait eq (instance_id)" in full_report([doc])
+    chart = draw([doc], tmp_path / "chart.png")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
