@@ -63,8 +63,10 @@ def build_events(specs: list[dict[str, Any]]) -> list[Any]:
             spec["message_id"],
             spec["event_type"],
             dt.datetime.fromisoformat(spec["generated"]),
-            [models.Trait(name, dtype, trait_value(dtype, value))
-             for name, dtype, value in spec["traits"]],
+            [
+                models.Trait(name, dtype, trait_value(dtype, value))
+                for name, dtype, value in spec["traits"]
+            ],
             spec["raw"],
         )
         for spec in specs
@@ -83,8 +85,13 @@ def main() -> int:
         collect.records = []
         pub = publisher.get_publisher(conf, step["url"], "ceilometer.event.publisher")
         pub.publish_events(build_events(step["events"]))
-        out.append({"target": pub.target, "batch": pub.poster.__name__ == "_batch_post",
-                    "logged": collect.records})
+        out.append(
+            {
+                "target": pub.target,
+                "batch": pub.poster.__name__ == "_batch_post",
+                "logged": collect.records,
+            }
+        )
     json.dump({"steps": out}, sys.stdout)
     return 0
 

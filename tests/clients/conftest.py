@@ -10,20 +10,18 @@ from __future__ import annotations
 import http.server
 import importlib
 import importlib.util
-import subprocess
+import shutil
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 import httpx
 import pytest
 
-from annals.storage import get_driver
-from annals.storage.base import StorageDriver
-from tests.conftest import ADMIN, IN_CI, LiveServer, free_port
+from tests.conftest import ADMIN, IN_CI, LiveServer
 
 #: Basic-auth pair the publisher tests configure in ``[api] publisher_credentials``.
 PUBLISHER_USER = "ceilometer"
@@ -32,7 +30,7 @@ PUBLISHER_PASSWORD = "s3cret"
 INSTALL_HINT = "pip install -e '.[test]'"
 
 
-def missing_client(what: str) -> None:
+def missing_client(what: str) -> NoReturn:
     message = f"{what} is not installed in this venv ({INSTALL_HINT})"
     if IN_CI:
         pytest.fail(message + " (CI=true: a missing client is a failure, not a skip)")
@@ -45,7 +43,6 @@ def require(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         missing_client(f"{module} ({exc})")
-        raise  # not reached: fail() and skip() raise
 
 
 def require_installed(module: str) -> None:
@@ -57,80 +54,32 @@ def require_installed(module: str) -> None:
 def require_script(name: str) -> str:
     """A console script of this venv (``openstack``), or fail/skip."""
     path = Path(sys.executable).parent / name
-    if not path.exists():
+    found = str(path) if path.exists() else shutil.which(name)
+    if found is None:
         missing_client(f"the {name!r} command")
-    return str(path)
-
-
-def start_annals(conf: Path, port: int, log: Path) -> LiveServer:
-    """``annals serve --config-file conf`` (listening on ``port``) in a subprocess;
-    returns once /healthcheck answers."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "annals", "serve", "--config-file", str(conf)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"annals serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
-                return LiveServer(url, proc, log)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"annals serve did not come up: {log.read_text()}")
-
-
-def stop_annals(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-
-
-def _serve(database_url: str, conf_factory: Callable[..., Path], tmp_path: Path,
-           name: str) -> Iterator[LiveServer]:
-    port = free_port()
-    conf = conf_factory({
-        "database": {"connection": database_url},
-        "api": {"host": "127.0.0.1", "port": port, "workers": 2,
-                "publisher_credentials": f"{PUBLISHER_USER}:{PUBLISHER_PASSWORD}"},
-    })
-    server = start_annals(conf, port, tmp_path / f"{name}.log")
-    try:
-        yield server
-    finally:
-        stop_annals(server)
+    return found
 
 
 @pytest.fixture
-def annals_server(driver: StorageDriver, conf_factory: Callable[..., Path],
-                  tmp_path: Path) -> Iterator[LiveServer]:
-    """``annals serve`` over the test's database (every backend), with a publisher account."""
-    yield from _serve(driver.url, conf_factory, tmp_path, "serve")
-
-
-@pytest.fixture
-def sqlite_annals_server(conf_factory: Callable[..., Path],
-                         tmp_path: Path) -> Iterator[LiveServer]:
-    """``annals serve`` over a fresh SQLite file, for client checks that do not depend on
-    the storage backend (the CLI tests: each command is a ~2 s process start)."""
-    drv = get_driver(f"sqlite:///{tmp_path / 'cli.sqlite'}")
-    drv.upgrade()
-    try:
-        yield from _serve(drv.url, conf_factory, tmp_path, "serve-sqlite")
-    finally:
-        drv.close()
+def annals_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
+    """``annals serve`` over the test's database, with a publisher account."""
+    credentials = f"{PUBLISHER_USER}:{PUBLISHER_PASSWORD}"
+    return live_server_factory({"api": {"publisher_credentials": credentials}})
 
 
 IDENTITY_HEADERS = ("x-user-id", "x-project-id", "x-roles")
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-              "proxy-authorization", "proxy-authenticate", "content-length", "host"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "content-length",
+    "host",
+}
 
 
 class IdentityProxy:
@@ -148,13 +97,20 @@ class IdentityProxy:
             def forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in HOP_BY_HOP
-                           and k.lower() not in IDENTITY_HEADERS}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in HOP_BY_HOP and k.lower() not in IDENTITY_HEADERS
+                }
                 headers.update(proxy.identity)
                 proxy.requests.append(f"{self.command} {self.path}")
-                resp = httpx.request(self.command, proxy.upstream + self.path,
-                                     headers=headers, content=body, timeout=30)
+                resp = httpx.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=headers,
+                    content=body,
+                    timeout=30,
+                )
                 self.send_response(resp.status_code)
                 for key, value in resp.headers.items():
                     if key.lower() not in HOP_BY_HOP:
@@ -184,6 +140,7 @@ class IdentityProxy:
 
 
 @pytest.fixture
-def admin_proxy(sqlite_annals_server: LiveServer) -> Iterator[IdentityProxy]:
-    with IdentityProxy(sqlite_annals_server.url, ADMIN) as proxy:
+def admin_proxy(annals_server: LiveServer) -> Iterator[IdentityProxy]:
+    """An :class:`IdentityProxy` in front of ``annals_server`` that makes callers admins."""
+    with IdentityProxy(annals_server.url, ADMIN) as proxy:
         yield proxy
