@@ -1,6 +1,7 @@
 """Measure ``annals expirer`` on a large store: load N events, expire them, print timings.
 
     python tools/measure_expiry.py postgresql://postgres@127.0.0.1/annals_expiry 1000000
+    python tools/measure_expiry.py URL 0 [BATCH]   # expire what an earlier load left, no load
 
 The database is emptied first, then N events older than the 30-day TTL (to be expired) and
 N/10 recent ones (to be kept) are loaded; each has 10 traits like a compute notification and
@@ -49,13 +50,15 @@ def main() -> None:
     batch_size = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
     driver = get_driver(url)
     driver.upgrade()
-    driver.clear()
     now = timeutil.utcnow()
-    started = time.perf_counter()
-    for start in range(0, total, BATCH):
-        driver.record_events([make(n, now) for n in range(start, min(total, start + BATCH))])
-    load = time.perf_counter() - started
-    print(f"loaded {total} events in {load:.1f} s ({total / load:.0f} events/s)")
+    if total:
+        driver.clear()
+        started = time.perf_counter()
+        for start in range(0, total, BATCH):
+            driver.record_events([make(n, now) for n in range(start, min(total, start + BATCH))])
+        load = time.perf_counter() - started
+        print(f"loaded {total} events in {load:.1f} s ({total / load:.0f} events/s)", flush=True)
+    print(f"stored: {sum(driver.event_type_counts().values())} events", flush=True)
     started = time.perf_counter()
     result = driver.clear_expired_data(30 * 86400, batch_size, now=now)
     took = time.perf_counter() - started

@@ -33,6 +33,8 @@ def expire_once(driver: StorageDriver, conf: cfg.ConfigOpts) -> int:
         LOG.info("event_time_to_live is %d: events are kept forever, nothing to do", ttl)
         return 0
     result = driver.clear_expired_data(ttl, conf.database.events_delete_batch_size)
+    if result.deleted:
+        driver.refresh_statistics()
     LOG.info("expired %d events generated before %s in %d batches",
              result.deleted, result.cutoff.isoformat() if result.cutoff else "-", result.batches)
     if result.removed_event_types:

@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
                 _save_state(state, page.last_id)
                 bar.update(len(page.events) + len(page.rejected))
         panko_counts = source.counts_by_type()
+        if stored:
+            driver.refresh_statistics()
         annals_counts = driver.event_type_counts()
     finally:
         source.close()

@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()
+        if summary.stored:
+            driver.refresh_statistics()
     finally:
         driver.close()
     print(f"stored: {summary.stored}")

@@ -118,5 +118,8 @@ class StorageDriver(abc.ABC):
     def clear(self) -> None:
         """Remove every stored event (tests and tooling only)."""
 
+    def refresh_statistics(self) -> None:  # noqa: B027 - optional hook
+        """Refresh the engine's planner statistics after bulk changes (default: nothing)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook with a sensible default
         """Release connections. The default has nothing to release."""

@@ -251,3 +251,9 @@ def test_clear(driver: StorageDriver) -> None:
     driver.clear()
     assert driver.get_events(EventQuery()) == []
     assert driver.record_events([ev(1)]).stored == 1
+
+
+def test_refresh_statistics_and_counts(driver: StorageDriver) -> None:
+    driver.record_events([ev(1, "a"), ev(2, "b"), ev(3, "a")])
+    driver.refresh_statistics()
+    assert driver.event_type_counts() == {"a": 2, "b": 1}

@@ -384,9 +384,10 @@ class SQLDriver(StorageDriver):
             if not rows:
                 return 0, set()
             ids = [row.id for row in rows]
-            for table in t.TRAIT_TABLES.values():
-                for chunk in _chunks(ids):
-                    conn.execute(table.delete().where(table.c.event_id.in_(chunk)))
+            # Traits go by ON DELETE CASCADE: the engine deletes them row by row through the
+            # (event_id, name) key, a plan that does not depend on fresh table statistics
+            # (an explicit "DELETE ... WHERE event_id IN (...)" was planned as a full scan of
+            # the trait table by PostgreSQL after a bulk load, before ANALYZE).
             for chunk in _chunks(ids):
                 conn.execute(ev.delete().where(ev.c.id.in_(chunk)))
             names = self._type_names(conn, {row.event_type_id for row in rows})
@@ -450,6 +451,19 @@ class SQLDriver(StorageDriver):
                     ))
                     removed.append(f"{name}/{trait_name}:{TraitType(kind).api_name}")
         return False, removed
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the tables, so the planner knows their size after a bulk load or expiry
+        (PostgreSQL servers without autovacuum, SQLite always)."""
+        with self._tx(write=True) as conn:
+            if self.dialect_name == "postgresql":
+                for table in t.metadata.sorted_tables:
+                    conn.exec_driver_sql(f"ANALYZE {table.name}")
+            elif self.dialect_name == "sqlite":
+                conn.exec_driver_sql("ANALYZE")
+            else:
+                names = ", ".join(table.name for table in t.metadata.sorted_tables)
+                conn.exec_driver_sql(f"ANALYZE TABLE {names}")
 
     def event_type_counts(self) -> dict[str, int]:
         ev, et = t.event, t.event_type
