@@ -21,9 +21,8 @@ import fnmatch
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -98,7 +97,6 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 # --- JSONPath ------------------------------------------------------------------------------
 
-Getter = Callable[[Any], list[tuple[str, Any]]]
 _PARSED: dict[str, JSONPath] = {}
 
 
@@ -137,42 +135,53 @@ def _simple_keys(expr: JSONPath) -> list[str] | None:
     return None
 
 
-def _find_keys(keys: list[str], body: Any) -> list[tuple[str, Any]]:
+#: A compiled ``fields`` entry: the keys of a plain dotted path (looked up in the dicts
+#: directly: the JSONPath engine's result, several times faster), or a JSONPath expression.
+Finder = tuple[str, ...] | JSONPath
+
+
+def _finder(path: str) -> Finder:
+    expr = _parse_path(path)
+    keys = _simple_keys(expr)
+    return tuple(keys) if keys else expr
+
+
+def _lookup(keys: tuple[str, ...], body: Any) -> Any:
     value = body
     for key in keys:
         if not isinstance(value, dict):
-            return []
+            return None  # a field of a non-object matches nothing
         value = value.get(key)
         if value is None:
-            return []
-    return [(".".join(keys), value)]
+            return None
+    return value
 
 
-def _find_expr(expr: JSONPath, body: Any) -> list[tuple[str, Any]]:
-    return [(_path_text(m), m.value) for m in expr.find(body) if m.value is not None]
+def _first_value(finders: Sequence[Finder], body: Any) -> Any:
+    """The first non-null match of the paths, in order (Ceilometer's union of the paths)."""
+    for finder in finders:
+        if isinstance(finder, tuple):
+            value = _lookup(finder, body)
+            if value is not None:
+                return value
+        else:
+            for match in finder.find(body):
+                if match.value is not None:
+                    return match.value
+    return None
 
 
-def _make_getter(paths: Sequence[str]) -> Getter:
-    """Evaluate paths in order, keeping non-null matches (Ceilometer's union of the paths).
-
-    Plain dotted paths, nearly all of them, are looked up in the dicts directly: the same
-    result as the JSONPath engine (a field of a non-object matches nothing), ten times faster.
-    """
-    finders: list[Callable[[Any], list[tuple[str, Any]]]] = []
-    for path in paths:
-        expr = _parse_path(path)
-        keys = _simple_keys(expr)
-        finders.append(partial(_find_keys, keys) if keys else partial(_find_expr, expr))
-    if len(finders) == 1:
-        return finders[0]
-
-    def find(body: Any) -> list[tuple[str, Any]]:
-        found: list[tuple[str, Any]] = []
-        for finder in finders:
-            found.extend(finder(body))
-        return found
-
-    return find
+def _all_matches(finders: Sequence[Finder], body: Any) -> list[tuple[str, Any]]:
+    """Every non-null match as (path text, value), what plugins receive."""
+    found: list[tuple[str, Any]] = []
+    for finder in finders:
+        if isinstance(finder, tuple):
+            value = _lookup(finder, body)
+            if value is not None:
+                found.append((".".join(finder), value))
+        else:
+            found.extend((_path_text(m), m.value) for m in finder.find(body) if m.value is not None)
+    return found
 
 
 # --- definitions ---------------------------------------------------------------------------
@@ -182,19 +191,18 @@ def _make_getter(paths: Sequence[str]) -> Getter:
 class TraitDefinition:
     name: str
     type: TraitType
-    getter: Getter | None = None
+    finders: tuple[Finder, ...] = ()
     constant: int | None = None
     plugin: TraitPlugin | None = None
 
     def extract(self, body: Any) -> Any:
         """The raw value of this trait in a notification body, or None (no trait)."""
-        if self.getter is None:
+        if not self.finders:
             return self.constant
-        matches = self.getter(body)
         if self.plugin is not None:
-            values = [v for v in self.plugin.trait_values(matches) if v is not None]
-            return values[0] if values else None
-        return matches[0][1] if matches else None
+            values = self.plugin.trait_values(_all_matches(self.finders, body))
+            return next((v for v in values if v is not None), None)
+        return _first_value(self.finders, body)
 
 
 @dataclass(frozen=True)
@@ -298,7 +306,7 @@ def _trait_definition(name: Any, spec: Any, source: str, line: int) -> TraitDefi
             raise DefinitionError(
                 f"{at('fields')}: trait '{name}': invalid JSONPath {path!r}: {exc}"
             ) from None
-    return TraitDefinition(name, trait_type, getter=_make_getter(paths), plugin=plugin)
+    return TraitDefinition(name, trait_type, tuple(_finder(p) for p in paths), plugin=plugin)
 
 
 def _plugin(trait: str, spec: Any, where: str) -> TraitPlugin:

@@ -141,6 +141,8 @@ def _name(value: Any, what: str) -> str:
 def _storable_text(value: str) -> bool:
     if "\x00" in value:
         return False
+    if value.isascii():
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, which the JSON fallback lets through

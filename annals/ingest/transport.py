@@ -11,6 +11,7 @@ are not affected, and no service needs reconfiguring.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +52,12 @@ class Broker:
             ssl=self.ssl,
             heartbeat=HEARTBEAT,
             connect_timeout=CONNECT_TIMEOUT,
-            # Confirms make a dead-lettered message safe before its original is acknowledged.
-            transport_options={"confirm_publish": True},
+            transport_options={
+                # Confirms make a dead letter safe before its original is acknowledged.
+                "confirm_publish": True,
+                # Shown by rabbitmqctl list_connections and the management UI.
+                "client_properties": {"connection_name": f"annals-consume pid {os.getpid()}"},
+            },
         )
 
 

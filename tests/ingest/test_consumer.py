@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -335,3 +338,42 @@ def test_trait_that_does_not_convert_is_dropped(
         Trait("instance_id", TraitType.STRING, samples.INSTANCE)
         in stored(driver)[bad["message_id"]].traits
     )
+
+
+def close_consumer_connections() -> int:
+    """Close this process's consumer connections on the broker, as a broker restart would."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "list_connections", "-q", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    name = f"annals-consume pid {os.getpid()}"
+    pids = [line.split("\t")[0] for line in listing.splitlines() if name in line]
+    for pid in pids:
+        subprocess.run(
+            ["rabbitmqctl", "close_connection", pid, "test: broker went away"],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+    return len(pids)
+
+
+@pytest.mark.backends("sqlite")
+def test_consumer_reconnects_when_the_broker_drops_it(
+    driver: StorageDriver, rabbit: Rabbit, start_consumer: StartConsumer
+) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is needed to close the consumer's connection")
+    runner = start_consumer(driver, batch_size=20)
+    messages = [samples.volume_create_end() for _ in range(300)]
+    rabbit.publish("cinder", [samples.envelope(m) for m in messages[:150]])
+    wait_for(lambda: len(stored(driver)) > 0, what="the first events")
+    assert close_consumer_connections() >= 1
+    rabbit.publish("cinder", [samples.envelope(m) for m in messages[150:]])
+    wait_for(lambda: len(stored(driver)) == 300, what="every event after the reconnection")
+    wait_for(lambda: rabbit.queue_depth() == (0, 1), what="an empty queue, one consumer")
+    runner.stop()
+    assert set(stored(driver)) == {m["message_id"] for m in messages}
