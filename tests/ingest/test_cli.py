@@ -1,3 +1,5 @@
+# mypy: disallow-untyped-calls=False
+# (kombu ships py.typed but leaves most of its API unannotated)
 """``annals consume`` as an operator starts it: what stops it before it reads anything, and a
 graceful stop with several workers."""
 
@@ -118,3 +120,25 @@ def _consumers(rabbit: Rabbit) -> int:
         return rabbit.queue_depth()[1]
     except Exception:  # not declared yet
         return 0
+
+
+@pytest.mark.db
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("problem", ["credentials", "queue"])
+def test_broker_refusing_the_set_up_stops_start_up(
+    problem: str, driver: StorageDriver, rabbit: Rabbit, conf_factory: Callable[..., Path]
+) -> None:
+    sections = rabbit.conf_sections()
+    sections["database"] = {"connection": driver.url}
+    if problem == "credentials":
+        sections["DEFAULT"]["transport_url"] = "rabbit://guest:wrong@127.0.0.1:5672/"
+        expected = "ACCESS_REFUSED"
+    else:  # a queue of that name exists, declared differently (not durable)
+        channel = rabbit.connection.channel()
+        channel.queue_declare(queue=rabbit.topology.queue, durable=False, auto_delete=False)
+        channel.close()
+        expected = "PRECONDITION_FAILED - inequivalent arg 'durable'"
+    result = consume("--config-file", str(conf_factory(sections)))
+    assert result.returncode == 1
+    assert "refused the set-up" in result.stderr
+    assert expected in result.stderr
