@@ -57,10 +57,23 @@ API_OPTS: list[cfg.Opt] = [
         "auth_mode",
         default="noauth",
         choices=[
-            ("noauth", "Identity is read from the X-User-Id, X-Project-Id and X-Roles headers. "
-                       "For development, tests and deployments behind a trusted proxy only."),
+            ("noauth", "Identity is read from the X-User-Id, X-Project-Id, X-Roles and "
+                       "OpenStack-System-Scope headers. For development, tests and "
+                       "deployments behind a trusted proxy only."),
+            ("keystone", "Every request but / and /healthcheck needs a Keystone token "
+                         "(X-Auth-Token), validated by keystonemiddleware's auth_token with "
+                         "the options of [keystone_authtoken]; identity comes from the token "
+                         "only."),
         ],
         help="How callers are identified.",
+    ),
+    cfg.BoolOpt(
+        "allow_noauth_beyond_loopback",
+        default=False,
+        help="'annals serve' refuses to listen on an address other than loopback with "
+             "auth_mode = noauth, where anyone who reaches the port can claim any identity. "
+             "Set this only when a trusted proxy in front of Annals sets the identity "
+             "headers itself and strips those sent by clients.",
     ),
     cfg.ListOpt(
         "publisher_credentials",
@@ -76,6 +89,13 @@ API_OPTS: list[cfg.Opt] = [
         default=10 * 1024 * 1024,
         min=1024,
         help="Largest accepted request body in bytes; larger bodies get 413.",
+    ),
+    cfg.IntOpt(
+        "max_query_filters",
+        default=100,
+        min=1,
+        help="Most q filters one GET /v2/events may carry (each is a subquery); more get "
+             "400.",
     ),
 ]
 
@@ -138,15 +158,32 @@ GROUPS: dict[str, list[cfg.Opt]] = {
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Entry point for oslo-config-generator (namespace ``annals``)."""
+    return own_opts() + library_opts()
+
+
+def own_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The options Annals reads itself (registered by :func:`make_conf`)."""
     return [(group, list(opts)) for group, opts in GROUPS.items()] + [
         ("cors", list(cors.CORS_OPTS)),
         ("oslo_middleware", list(http_proxy_to_wsgi.OPTS)),
     ] + ingest_opts.list_opts()
 
 
+def library_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Options of libraries that register them on the config object themselves when used:
+    ``[keystone_authtoken]`` (keystonemiddleware, auth_mode = keystone) and
+    ``[oslo_policy]`` (oslo.policy). Listed for the sample only; imported lazily, since
+    importing them costs every command half a second."""
+    from keystonemiddleware import auth_token  # noqa: PLC0415
+    from oslo_policy import opts as policy_opts  # noqa: PLC0415
+
+    opts: list[tuple[str, list[cfg.Opt]]] = auth_token.list_opts()
+    return opts + policy_opts.list_opts()
+
+
 def make_conf() -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
-    for group, opts in list_opts():
+    for group, opts in own_opts():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
     return conf
 

@@ -1,91 +1,235 @@
 """Who may do what, and which events a caller may see.
 
-Visibility is applied by rewriting the query (:func:`scope_query`) before it reaches storage,
-never by filtering results afterwards. The rules are Panko 10's as it effectively behaved:
+Decisions go through oslo.policy with the rules of :mod:`annals.policies` (Panko's names; a
+``policy.yaml`` named by ``[oslo_policy] policy_file`` overrides them). Visibility is then
+applied by rewriting the query (:func:`scope_query`, :func:`metadata_scope`) before it
+reaches storage, never by filtering results afterwards:
 
-* a caller without both a user and a project gets 403 on ``/v2/events*``;
-* an admin (role ``admin``, case-insensitive) sees the events of its own project and the
-  events that carry no ``project_id`` trait; with ``all_tenants=True`` it sees everything;
-* anyone else sees only events whose ``project_id`` and ``user_id`` string traits are its
-  own project and user; an ``all_tenants`` condition from them is an ordinary trait filter
-  (so it matches nothing), exactly as in Panko;
-* event types, trait descriptions and trait values are admin-only (401).
+* ``telemetry:events:index`` / ``telemetry:events:show`` refused: 403;
+* a caller passing ``segregation`` (by default: role admin, or a system-scoped reader) is
+  unrestricted. Project-scoped, it sees the events of its own project and those carrying
+  no ``project_id`` trait; with ``all_tenants=True`` everything (Panko's quirks kept: only
+  the first true ``all_tenants`` widens, a later one is an ordinary trait filter).
+  System-scoped, it sees everything, and ``all_tenants`` changes nothing;
+* anyone else needs a user and a project (403 otherwise) and sees only the events whose
+  ``project_id`` and ``user_id`` string traits are its own; its ``all_tenants`` is an
+  ordinary trait filter, exactly as in Panko;
+* event types, trait descriptions and trait values need ``telemetry:event_types:index`` /
+  ``telemetry:traits:index`` (401 otherwise; by default only ``segregation`` passes, as
+  in Panko). An unrestricted caller sees those of every event; a caller let in by a custom
+  policy only those of the events it could list itself.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
+from typing import Any
 
+from oslo_config import cfg
+from oslo_policy import policy as oslo_policy
+
+from annals import config, policies
 from annals import query as q
 from annals.errors import Forbidden, Unauthorized
 
-#: The role given to an event publisher authenticated by ``[api] publisher_credentials``.
-PUBLISHER_ROLE = "annals:publisher"
+CONTEXT_IS_ADMIN = "context_is_admin"
+SEGREGATION = "segregation"
+EVENTS_INDEX = "telemetry:events:index"
+EVENTS_SHOW = "telemetry:events:show"
+EVENTS_CREATE = "telemetry:events:create"
+EVENT_TYPES_INDEX = "telemetry:event_types:index"
+TRAITS_INDEX = "telemetry:traits:index"
+
+#: The only system scope Keystone issues.
+SYSTEM_ALL = "all"
+#: oslo.policy's default ``[oslo_policy] policy_file``: looked up next to the config files.
+DEFAULT_POLICY_FILE = "policy.yaml"
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """The caller, from a validated Keystone token or (noauth) from identity headers."""
+
     user_id: str | None = None
     project_id: str | None = None
     roles: tuple[str, ...] = ()
+    system_scope: str | None = None
+    domain_id: str | None = None
+    #: Authenticated by ``[api] publisher_credentials`` (HTTP Basic), not by Keystone.
+    is_publisher: bool = False
 
     @property
     def is_admin(self) -> bool:
+        """Has the role admin (case-insensitive). Decisions use the policy, not this."""
         return any(role.lower() == "admin" for role in self.roles)
 
+    @property
+    def is_system_scoped(self) -> bool:
+        return self.system_scope == SYSTEM_ALL
+
     @classmethod
-    def from_headers(cls, user: str | None, project: str | None, roles: str | None) -> Credentials:
+    def from_headers(
+        cls,
+        user: str | None,
+        project: str | None,
+        roles: str | None,
+        system_scope: str | None = None,
+    ) -> Credentials:
         return cls(
             user_id=user or None,
             project_id=project or None,
             roles=tuple(r.strip() for r in (roles or "").split(",") if r.strip()),
+            system_scope=(system_scope or "").strip() or None,
         )
+
+    def policy_values(self) -> dict[str, Any]:
+        """The credentials as oslo.policy reads them (oslo.context's key names)."""
+        return {
+            "user_id": self.user_id,
+            "project_id": self.project_id,
+            "roles": list(self.roles),
+            "system_scope": self.system_scope,
+            "domain_id": self.domain_id,
+            "is_publisher": self.is_publisher,
+        }
+
+
+class PolicyFileNotFound(cfg.ConfigFilesNotFoundError):
+    """An explicitly configured ``[oslo_policy] policy_file`` that does not exist."""
+
+
+class Policy:
+    """An oslo.policy enforcer with Annals' defaults registered.
+
+    With a ConfigOpts, ``[oslo_policy] policy_file`` (and ``policy_dirs``) override the
+    defaults and are re-read when they change; without one, the defaults alone apply.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts | None = None) -> None:
+        defaults = policies.list_rules()
+        self.enforcer = oslo_policy.Enforcer(conf or cfg.ConfigOpts(), use_conf=conf is not None)
+        self.enforcer.register_defaults(defaults)
+        if conf is None:
+            self.enforcer.set_rules({rule.name: rule.check for rule in defaults}, use_conf=False)
+        else:
+            _check_policy_file(conf)
+            self.enforcer.load_rules()
+        self.enforcer.check_rules(raise_on_violation=True)
+
+    def allows(self, rule: str, creds: Credentials) -> bool:
+        """Whether ``rule`` passes for ``creds`` (False for a scope the rule refuses)."""
+        return bool(self.enforcer.enforce(rule, {}, creds.policy_values()))
+
+
+def _check_policy_file(conf: cfg.ConfigOpts) -> None:
+    """oslo.policy silently falls back to the defaults when the policy file is missing:
+    right for the default name (no file is the normal case), wrong for a file the operator
+    named."""
+    configured: str = conf.oslo_policy.policy_file
+    if configured != DEFAULT_POLICY_FILE and not conf.find_file(configured):
+        raise PolicyFileNotFound([configured])
+
+
+@functools.cache
+def default_policy() -> Policy:
+    """The built-in defaults, for callers that have no configuration (tests, tools)."""
+    return Policy()
+
+
+def get_enforcer() -> oslo_policy.Enforcer:
+    """Entry point ``oslo.policy.enforcer`` for the oslopolicy-* tools.
+
+    Reads the usual configuration files (``/etc/annals/annals.conf``, ...) so that
+    ``oslopolicy-policy-generator --namespace annals`` shows the effective policy.
+    """
+    return Policy(config.load(cfg.find_config_files(project="annals"))).enforcer
+
+
+# --- decisions ---------------------------------------------------------------------------
+
+
+def _rules(rules: Policy | None) -> Policy:
+    return rules if rules is not None else default_policy()
 
 
 def require_context(creds: Credentials) -> None:
-    """Panko's ``requires_context``: events need both a user and a project."""
+    """Panko's ``requires_context``: project-scoped event access needs a user and a project."""
     if not creds.user_id or not creds.project_id:
         raise Forbidden("RBAC Authorization Failed")
 
 
-def require_admin(creds: Credentials) -> None:
-    """Panko's ``requires_admin`` for event types and traits (401 for non-admins).
-
-    Panko let a caller with no identity headers through here; Annals does not.
-    """
-    if not creds.is_admin:
-        if creds.project_id:
-            raise Unauthorized(f"Not Authorized to access project {creds.project_id}")
-        raise Unauthorized("Not Authorized: event types and traits are for admins only")
-
-
-def require_writer(creds: Credentials) -> None:
-    """Recording events is for admins and configured publishers."""
-    if PUBLISHER_ROLE in creds.roles:
+def authorize(rule: str, creds: Credentials, rules: Policy | None = None) -> None:
+    """Enforce one of the API rules, with Panko's status for each (403, or 401)."""
+    if _rules(rules).allows(rule, creds):
         return
-    require_context(creds)
-    if not creds.is_admin:
+    if rule in (EVENT_TYPES_INDEX, TRAITS_INDEX):
+        raise _not_authorized(creds)
+    if rule == EVENTS_CREATE:
         raise Forbidden("RBAC Authorization Failed: recording events requires the admin role")
+    raise Forbidden("RBAC Authorization Failed")
 
 
-def event_scope(creds: Credentials) -> q.Scope:
-    """The scope of a caller before any all_tenants request."""
+def _not_authorized(creds: Credentials) -> Unauthorized:
+    if creds.project_id:
+        return Unauthorized(f"Not Authorized to access project {creds.project_id}")
+    return Unauthorized("Not Authorized: event types and traits are for admins only")
+
+
+def require_admin(creds: Credentials, rules: Policy | None = None) -> None:
+    """Panko's ``requires_admin`` for event types and traits (401 when refused)."""
+    authorize(EVENT_TYPES_INDEX, creds, rules)
+
+
+def require_writer(creds: Credentials, rules: Policy | None = None) -> None:
+    """Recording events (``telemetry:events:create``): admins and configured publishers."""
+    authorize(EVENTS_CREATE, creds, rules)
+
+
+def event_scope(creds: Credentials, rules: Policy | None = None) -> q.Scope:
+    """The events a caller may see before any all_tenants request."""
+    unrestricted = _rules(rules).allows(SEGREGATION, creds)
+    if unrestricted and creds.is_system_scoped:
+        if not creds.user_id:
+            raise Forbidden("RBAC Authorization Failed")
+        return q.Scope.everything()
     require_context(creds)
-    if creds.is_admin:
+    if unrestricted:
         return q.Scope(q.ScopeKind.ADMIN_PROJECT, project_id=creds.project_id)
     return q.Scope(q.ScopeKind.OWNER, project_id=creds.project_id, user_id=creds.user_id)
 
 
-def scope_query(parsed: q.ParsedConditions, creds: Credentials) -> q.EventQuery:
+def scope_query(
+    parsed: q.ParsedConditions, creds: Credentials, rules: Policy | None = None
+) -> q.EventQuery:
     """Apply the caller's visibility to a validated query."""
-    scope = event_scope(creds)
+    scope = event_scope(creds, rules)
+    system_wide = scope.kind is q.ScopeKind.ALL
     extra: list[q.TraitFilter] = []
     for cond in parsed.all_tenants_conditions:
-        if creds.is_admin and scope.kind is q.ScopeKind.ADMIN_PROJECT:
+        if system_wide:
+            continue  # a system-scoped caller already sees every project
+        if scope.kind is q.ScopeKind.ADMIN_PROJECT:
             if q.parse_bool(cond.value):
                 scope = q.Scope.everything()
         else:
-            # A non-admin's all_tenants is not special, nor an admin's once it has widened
-            # the scope: it filters on a trait of that name (usually matching nothing).
+            # A restricted caller's all_tenants is not special, nor an admin's once it has
+            # widened the scope: it filters on a trait of that name (usually matching nothing).
             extra.append(q.trait_filter(cond))
     return replace(parsed.query, traits=parsed.query.traits + tuple(extra), scope=scope)
+
+
+def metadata_scope(rule: str, creds: Credentials, rules: Policy | None = None) -> q.Scope:
+    """Scope of event types, trait descriptions and trait values for a caller.
+
+    ``rule`` (``telemetry:event_types:index`` or ``telemetry:traits:index``) must pass
+    (401 otherwise). Callers passing ``segregation`` see the whole deployment, as in Panko;
+    a caller let in by a custom policy sees what its own events show, nothing more.
+    """
+    policy = _rules(rules)
+    authorize(rule, creds, policy)
+    if policy.allows(SEGREGATION, creds):
+        return q.Scope.everything()
+    if not creds.user_id or not creds.project_id:
+        raise _not_authorized(creds)
+    return q.Scope(q.ScopeKind.OWNER, project_id=creds.project_id, user_id=creds.user_id)

@@ -11,11 +11,18 @@ from oslo_middleware import cors, http_proxy_to_wsgi, request_id
 
 from annals import errors
 from annals.api import errors as api_errors
-from annals.api.middleware import BodyLimit, NoAuthIdentity, PublisherBasicAuth
+from annals.api.middleware import (
+    BodyLimit,
+    KeystoneIdentity,
+    NoAuthIdentity,
+    PublisherBasicAuth,
+    Utf8Path,
+)
 from annals.api.negotiation import NotAcceptable
 from annals.api.root import Health, Versions
 from annals.api.v2 import capabilities, event_types, events
 from annals.api.v2.base import Settings
+from annals.policy import Policy
 from annals.storage.base import StorageDriver
 
 WSGIApp = Any  # a PEP 3333 application; the middleware classes are untyped
@@ -23,10 +30,13 @@ WSGIApp = Any  # a PEP 3333 application; the middleware classes are untyped
 
 def create_falcon_app(driver: StorageDriver, settings: Settings,
                       body_limit: int = 10 * 1024 * 1024,
-                      publisher_credentials: Sequence[str] = ()) -> falcon.App[Any, Any]:
+                      publisher_credentials: Sequence[str] = (),
+                      auth_mode: str = "noauth") -> falcon.App[Any, Any]:
+    identity = KeystoneIdentity() if auth_mode == "keystone" else NoAuthIdentity()
     middleware: list[Any] = [
-        NoAuthIdentity(),
+        Utf8Path(),
         PublisherBasicAuth(publisher_credentials),
+        identity,
         BodyLimit(body_limit),
     ]
     app: falcon.App[Any, Any] = falcon.App(middleware=middleware, cors_enable=False)
@@ -55,14 +65,36 @@ def create_falcon_app(driver: StorageDriver, settings: Settings,
 
 
 def create_app(conf: cfg.ConfigOpts, driver: StorageDriver) -> WSGIApp:
-    """The full stack, outermost first: proxy headers, request id, CORS, then the API."""
+    """The full stack, outermost first: proxy headers, request id, CORS, (with auth_mode =
+    keystone) keystonemiddleware's auth_token, then the API."""
     settings = Settings(
         default_limit=conf.api.default_api_return_limit,
         max_limit=conf.api.max_api_return_limit,
+        max_filters=conf.api.max_query_filters,
+        policy=Policy(conf),
     )
+    auth_mode: str = conf.api.auth_mode
     wsgi: WSGIApp = create_falcon_app(driver, settings, conf.api.max_request_body_size,
-                                      conf.api.publisher_credentials)
+                                      conf.api.publisher_credentials, auth_mode)
+    if auth_mode == "keystone":
+        wsgi = keystone_auth_token(wsgi, conf)
     wsgi = cors.CORS(wsgi, conf)
     wsgi = request_id.RequestId(wsgi)
     wsgi = http_proxy_to_wsgi.HTTPProxyToWSGI(wsgi, conf)
     return wsgi
+
+
+def keystone_auth_token(app: WSGIApp, conf: cfg.ConfigOpts) -> WSGIApp:
+    """keystonemiddleware's auth_token around ``app``, configured from ``[keystone_authtoken]``
+    of the same configuration.
+
+    ``delay_auth_decision`` is forced on: requests without a valid token reach Annals,
+    which answers 401 itself (in its error format) on every path but / and /healthcheck, and
+    lets HTTP Basic publishers through to ``POST /v2/events``. auth_token still removes the
+    identity headers a client sent and adds ``WWW-Authenticate`` to every 401.
+    """
+    from keystonemiddleware import auth_token  # noqa: PLC0415 - only in keystone mode
+
+    return auth_token.AuthProtocol(
+        app, {"oslo_config_config": conf, "delay_auth_decision": True}
+    )

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consume": ("annals.cli.consume", "store OpenStack notifications read from RabbitMQ"),
     "expirer": ("annals.cli.expirer", "delete events older than [database] event_time_to_live"),
     "import-panko": ("annals.cli.import_panko", "copy every event of a Panko database"),
+    "policy-sample": ("annals.cli.policy", "print the default policy rules as policy.yaml"),
 }
 
 

@@ -9,7 +9,9 @@ touched here: run ``annals dbsync`` (refusing to start beats serving errors).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -58,11 +60,40 @@ def prepare_schema(conf: cfg.ConfigOpts) -> None:
         driver.close()
 
 
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` stands for is a loopback address."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), None)
+    except (socket.gaierror, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(address).split("%")[0]).is_loopback for address in addresses
+    )
+
+
+def refuse_open_noauth(conf: cfg.ConfigOpts, host: str) -> None:
+    """With auth_mode = noauth, anyone reaching the port can claim any identity (admin
+    included): refuse to listen beyond loopback unless the operator says otherwise."""
+    if conf.api.auth_mode != "noauth" or conf.api.allow_noauth_beyond_loopback:
+        return
+    if is_loopback(host):
+        return
+    raise AnnalsError(
+        f"refusing to serve with [api] auth_mode = noauth on {host}, which is not a loopback "
+        "address: anyone who can reach it could claim any identity (X-Roles: admin). Use "
+        "[api] auth_mode = keystone, listen on 127.0.0.1, or, when a trusted proxy in front "
+        "sets the identity headers and strips the clients' own, set "
+        "[api] allow_noauth_beyond_loopback = true."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     conf = load_conf(args)
     host = args.host or conf.api.host
     port = args.port if args.port is not None else conf.api.port
     workers = args.workers or conf.api.workers
+    refuse_open_noauth(conf, host)
     prepare_schema(conf)
     if not conf.database.connection:
         LOG.info("using the embedded SQLite database %s", config.database_url(conf))

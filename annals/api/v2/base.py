@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import falcon
 
 from annals.api.negotiation import response_format
 from annals.api.params import parse_query_string
 from annals.api.serializers import Format
-from annals.policy import Credentials
+from annals.policy import Credentials, Policy, default_policy
 from annals.storage.base import StorageDriver
 
 
@@ -19,6 +19,9 @@ class Settings:
 
     default_limit: int = 100
     max_limit: int = 10000
+    max_filters: int = 100
+    #: oslo.policy rules (``[oslo_policy]``); the built-in defaults when not configured
+    policy: Policy = field(default_factory=default_policy)
 
 
 class Resource:

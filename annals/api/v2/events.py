@@ -12,7 +12,7 @@ from annals import policy, query
 from annals.api import params as request_params
 from annals.api import serializers
 from annals.api.v2.base import Resource
-from annals.errors import InvalidEvent, NotFound
+from annals.errors import InvalidEvent, InvalidQuery, NotFound
 from annals.ingest.events import parse_batch
 
 LOG = logging.getLogger(__name__)
@@ -22,13 +22,20 @@ class Events(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         fmt = self.fmt(req)
         creds = self.credentials(req)
-        policy.require_context(creds)
+        rules = self.settings.policy
+        policy.authorize(policy.EVENTS_INDEX, creds, rules)
+        policy.event_scope(creds, rules)  # as in Panko, a 403 comes before any 400
         got = request_params.event_list_params(
             req.query_string, req.context.body, req.content_type
         )
+        if len(got.conditions) > self.settings.max_filters:
+            raise InvalidQuery(
+                f"Too many filters: {len(got.conditions)} (at most {self.settings.max_filters} "
+                "per request)"
+            )
         request_params.check_mandatory(got.conditions)
         parsed = query.build_query(got.conditions)
-        scoped = policy.scope_query(parsed, creds)
+        scoped = policy.scope_query(parsed, creds, rules)
         scoped = replace(
             scoped,
             limit=query.parse_limit(got.limit, self.settings.default_limit,
@@ -43,7 +50,7 @@ class Events(Resource):
         """Record events sent by Ceilometer's http:// event publisher (or anyone alike)."""
         fmt = self.fmt(req)
         creds = self.credentials(req)
-        policy.require_writer(creds)
+        policy.authorize(policy.EVENTS_CREATE, creds, self.settings.policy)
         self.no_parameters(req)
         body: bytes = req.context.body
         mime = (req.content_type or "").split(";")[0].strip().lower()
@@ -68,7 +75,9 @@ class Event(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, message_id: str) -> None:
         fmt = self.fmt(req)
         creds = self.credentials(req)
-        scope = policy.event_scope(creds)
+        rules = self.settings.policy
+        policy.authorize(policy.EVENTS_SHOW, creds, rules)
+        scope = policy.event_scope(creds, rules)
         self.no_parameters(req)
         found = (
             self.driver.get_events(query.EventQuery(message_id=message_id, scope=scope, limit=1))
