@@ -328,18 +328,31 @@ class Consumer:
             force or retrying or timed_out or len(self._pending) >= self.batch_size
         ):
             chunk = self._pending[: self.batch_size]
-            if not self._write(session, chunk):
+            try:
+                written = self._write(session, chunk)
+            except StorageUnavailable as exc:
+                self._wait_for_database(exc)
                 return
             del self._pending[: len(chunk)]
+            if not written:
+                # Not one event went in: the database refuses writes (full, read-only) rather
+                # than these events. Keep them in hand and wait.
+                self._wait_for_database(None)
+                return
+            if self._retry_at:  # retrying refused events found the database unavailable
+                return
         self._batch_started = time.monotonic() if self._pending else None
 
     def _write(self, session: _Session, chunk: list[Entry]) -> bool:
-        """One transaction for the chunk; False when writing has to wait."""
+        """One transaction for the chunk, else event by event; False when none went in.
+
+        Raises StorageUnavailable, with what was stored (event by event) removed from
+        ``_pending`` and acknowledged.
+        """
         try:
             result = self.driver.record_events([entry.event for entry in chunk])
-        except StorageUnavailable as exc:
-            self._wait_for_database(exc)
-            return False
+        except StorageUnavailable:
+            raise
         except Exception as exc:  # refused: find out which event
             LOG.warning(
                 "the database refused a batch of %d events (%s); writing them one by one",
@@ -359,11 +372,9 @@ class Consumer:
         for position, entry in enumerate(chunk):
             try:
                 result = self.driver.record_events([entry.event])
-            except StorageUnavailable as exc:
-                # Keep the rest pending; what was stored is acknowledged already.
-                del self._pending[:position]
-                self._wait_for_database(exc)
-                return False
+            except StorageUnavailable:
+                del self._pending[:position]  # stored and acknowledged, or suspects now
+                raise
             except Exception as exc:  # this one is refused
                 entry.refused = str(exc) or type(exc).__name__
                 self._suspects.append(entry)
@@ -374,23 +385,32 @@ class Consumer:
             self.stats.duplicates += len(result.duplicates)
         if stored_any:
             self._database_ok(session)
-        else:
-            # Nothing went in: the database refuses writes (full, read-only) rather than these
-            # events. Wait, and keep them in hand.
-            self._wait_for_database(None)
-        return True
+        return stored_any
 
     def _database_ok(self, session: _Session) -> None:
-        """A write succeeded: events the database refused on their own are poison."""
+        """A write succeeded, so the database takes writes: give each event it refused on its
+        own one more try; one it still refuses is poison and is dead-lettered."""
         self._db_backoff.reset()
         self._retry_at = 0.0
         suspects, self._suspects = self._suspects, []
-        for entry in suspects:
-            self._dead_letter(
-                session,
-                entry.message,
-                f"the database refused the event {entry.event.message_id}: {entry.refused}",
-            )
+        for position, entry in enumerate(suspects):
+            try:
+                result = self.driver.record_events([entry.event])
+            except StorageUnavailable as exc:
+                self._suspects = suspects[position:]
+                self._wait_for_database(exc)
+                return
+            except Exception as exc:  # refused again while others go in: poison
+                reason = str(exc) or type(exc).__name__
+                self._dead_letter(
+                    session,
+                    entry.message,
+                    f"the database refused the event {entry.event.message_id}: {reason}",
+                )
+                continue
+            entry.message.ack()
+            self.stats.stored += result.stored
+            self.stats.duplicates += len(result.duplicates)
 
     def _wait_for_database(self, exc: Exception | None) -> None:
         delay = self._db_backoff.next()

@@ -377,3 +377,42 @@ def test_consumer_reconnects_when_the_broker_drops_it(
     wait_for(lambda: rabbit.queue_depth() == (0, 1), what="an empty queue, one consumer")
     runner.stop()
     assert set(stored(driver)) == {m["message_id"] for m in messages}
+
+
+@pytest.mark.backends("sqlite")
+def test_database_refusing_every_write_holds_everything(
+    driver: StorageDriver,
+    rabbit: Rabbit,
+    start_consumer: StartConsumer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full disk refuses every event: that is not the events' fault, none is dead-lettered."""
+    real = driver.record_events
+    refusing = [True]
+    calls = [0]
+
+    def record(events: Sequence[Event]) -> RecordResult:
+        calls[0] += 1
+        if refusing[0]:
+            raise StorageError("Database refused the write: could not extend file: No space")
+        return real(events)
+
+    monkeypatch.setattr(driver, "record_events", record)
+    runner = start_consumer(driver, batch_size=10)  # a prefetch of 20: room for the later ones
+    messages = [samples.instance_create_end() for _ in range(12)]
+    rabbit.publish("nova", [samples.envelope(m) for m in messages])
+    wait_for(lambda: calls[0] >= 12, what="the writes to be tried event by event")
+    # More notifications arrive while the consumer waits to retry: once the disk has space,
+    # they are written first, and the held ones, refused for the disk's sake rather than
+    # their own, must then be stored too, not dead-lettered.
+    later = [samples.instance_create_end() for _ in range(3)]
+    rabbit.publish("nova", [samples.envelope(m) for m in later])
+    wait_for(lambda: runner.consumer.stats.received == 15, what="the later notifications")
+    assert runner.consumer.stats.dead_lettered == 0
+    assert stored(driver) == {}
+    refusing[0] = False
+    wait_for(lambda: len(stored(driver)) == 15, timeout=40, what="every event once writable")
+    runner.stop()
+    assert runner.consumer.stats.dead_lettered == 0
+    assert rabbit.get_dead_letters() == []
+    assert rabbit.queue_depth()[0] == 0
