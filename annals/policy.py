@@ -95,7 +95,11 @@ class Credentials:
         }
 
 
-class PolicyFileNotFound(cfg.ConfigFilesNotFoundError):
+class PolicyError(cfg.Error):
+    """A policy file that cannot be parsed, or rules naming undefined or cyclic rules."""
+
+
+class PolicyFileNotFound(PolicyError):
     """An explicitly configured ``[oslo_policy] policy_file`` that does not exist."""
 
 
@@ -114,8 +118,12 @@ class Policy:
             self.enforcer.set_rules({rule.name: rule.check for rule in defaults}, use_conf=False)
         else:
             _check_policy_file(conf)
+        try:
             self.enforcer.load_rules()
-        self.enforcer.check_rules(raise_on_violation=True)
+            self.enforcer.check_rules(raise_on_violation=True)
+        except (ValueError, oslo_policy.InvalidDefinitionError) as exc:
+            where = self.enforcer.policy_path or "the policy rules"
+            raise PolicyError(f"{where}: {exc}") from None
 
     def allows(self, rule: str, creds: Credentials) -> bool:
         """Whether ``rule`` passes for ``creds`` (False for a scope the rule refuses)."""
@@ -128,7 +136,10 @@ def _check_policy_file(conf: cfg.ConfigOpts) -> None:
     named."""
     configured: str = conf.oslo_policy.policy_file
     if configured != DEFAULT_POLICY_FILE and not conf.find_file(configured):
-        raise PolicyFileNotFound([configured])
+        raise PolicyFileNotFound(
+            f"[oslo_policy] policy_file {configured} does not exist (nor next to the "
+            "configuration files)"
+        )
 
 
 @functools.cache

@@ -171,4 +171,3 @@ class BodyLimit:
         return falcon.HTTPContentTooLarge(
             description=f"The request body is larger than {self.limit} bytes."
         )
-

@@ -21,6 +21,7 @@ from annals import config
 from annals.api.app import create_app
 from annals.cli.common import load_conf, open_driver
 from annals.errors import AnnalsError
+from annals.policy import Policy
 
 LOG = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else conf.api.port
     workers = args.workers or conf.api.workers
     refuse_open_noauth(conf, host)
+    Policy(conf)  # a broken policy file stops here, not in every worker
     prepare_schema(conf)
     if not conf.database.connection:
         LOG.info("using the embedded SQLite database %s", config.database_url(conf))
