@@ -99,21 +99,21 @@ def test_concurrent_writers_of_the_same_events_store_each_once(driver: StorageDr
     assert len(driver.get_events(EventQuery(limit=1000))) == 200
 
 
-def test_a_failing_batch_stores_nothing(driver: StorageDriver) -> None:
-    """A database error half-way through a batch (after the events, before the float
-    traits) rolls the whole batch back."""
-    engine = driver.engine  # type: ignore[attr-defined]
+def test_a_failing_batch_stores_nothing(driver: StorageDriver,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database error half-way through a batch (events written, float traits not yet)
+    rolls the whole batch back."""
+    real_insert = driver._insert_rows  # type: ignore[attr-defined]
 
-    def fail_on_float_traits(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if "INSERT INTO trait_float" in statement:
+    def failing_insert(conn: object, table: sa.Table, *args: object) -> None:
+        if table.name == "trait_float":
             raise RuntimeError("injected failure")
+        real_insert(conn, table, *args)
 
-    sa.event.listen(engine, "before_cursor_execute", fail_on_float_traits)
-    try:
-        with pytest.raises(RuntimeError, match="injected"):
-            driver.record_events([ev(1), ev(2, traits=[Trait("f", TraitType.FLOAT, 1.0)])])
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", fail_on_float_traits)
+    monkeypatch.setattr(driver, "_insert_rows", failing_insert)
+    with pytest.raises(RuntimeError, match="injected"):
+        driver.record_events([ev(1), ev(2, traits=[Trait("f", TraitType.FLOAT, 1.0)])])
+    monkeypatch.undo()
     assert driver.get_events(EventQuery()) == []
     assert driver.record_events([ev(1)]).stored == 1
 

@@ -314,17 +314,19 @@ class SQLDriver(StorageDriver):
         new = [ev for ev in events if ev.message_id not in existing]
         if not new:
             return 0, [m for m in ids if m in existing]
-        conn.execute(
-            t.event.insert(),
+        self._insert_rows(
+            conn,
+            t.event,
+            ("message_id", "event_type_id", "generated", "project_id", "user_id", "raw"),
             [
-                {
-                    "message_id": ev.message_id,
-                    "event_type_id": type_ids[ev.event_type],
-                    "generated": timeutil.to_micros(ev.generated),
-                    "project_id": ev.string_trait("project_id"),
-                    "user_id": ev.string_trait("user_id"),
-                    "raw": orjson.dumps(ev.raw).decode(),
-                }
+                (
+                    ev.message_id,
+                    type_ids[ev.event_type],
+                    timeutil.to_micros(ev.generated),
+                    ev.string_trait("project_id"),
+                    ev.string_trait("user_id"),
+                    orjson.dumps(ev.raw).decode(),
+                )
                 for ev in new
             ],
         )
@@ -334,25 +336,43 @@ class SQLDriver(StorageDriver):
                 sa.select(t.event.c.message_id, t.event.c.id).where(t.event.c.message_id.in_(chunk))
             )
             row_ids.update({message_id: row_id for message_id, row_id in rows})
-        trait_rows: dict[TraitType, list[dict[str, Any]]] = {tt: [] for tt in TraitType}
+        trait_rows: dict[TraitType, list[tuple[Any, ...]]] = {tt: [] for tt in TraitType}
         catalogue: set[tuple[int, str, int]] = set()
         for ev in new:
             event_id = row_ids[ev.message_id]
             type_id = type_ids[ev.event_type]
             for trait in ev.traits:
-                trait_rows[trait.type].append(
-                    {"event_id": event_id, "name": trait.name, "value": _store_value(trait)}
-                )
+                trait_rows[trait.type].append((event_id, trait.name, _store_value(trait)))
                 catalogue.add((type_id, trait.name, int(trait.type)))
         for trait_type, values in trait_rows.items():
             if values:
-                conn.execute(t.TRAIT_TABLES[trait_type].insert(), values)
+                self._insert_rows(conn, t.TRAIT_TABLES[trait_type],
+                                  ("event_id", "name", "value"), values)
         if catalogue:
             conn.execute(
                 self._insert_ignore(t.trait_type),
                 [{"event_type_id": a, "name": b, "type": c} for a, b, c in sorted(catalogue)],
             )
         return len(new), [m for m in ids if m in existing]
+
+    def _insert_rows(self, conn: Connection, table: sa.Table, columns: Sequence[str],
+                     rows: list[tuple[Any, ...]]) -> None:
+        """Bulk insert: COPY on PostgreSQL, executemany elsewhere (PyMySQL rewrites it into
+        multi-row INSERTs; SQLite runs in-process)."""
+        if self.dialect_name != "postgresql":
+            conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+            return
+        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        dbapi_conn: Any = conn.connection.dbapi_connection  # a psycopg 3 Connection
+        try:
+            with dbapi_conn.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            # Same exception types as the SQLAlchemy path (IntegrityError is retried).
+            raise sa_exc.DBAPIError.instance(
+                statement, None, exc, self.engine.dialect.loaded_dbapi.Error
+            ) from exc
 
     # --- expiry -----------------------------------------------------------------------------
 
