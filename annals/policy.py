@@ -192,11 +192,6 @@ def require_admin(creds: Credentials, rules: Policy | None = None) -> None:
     authorize(EVENT_TYPES_INDEX, creds, rules)
 
 
-def require_writer(creds: Credentials, rules: Policy | None = None) -> None:
-    """Recording events (``telemetry:events:create``): admins and configured publishers."""
-    authorize(EVENTS_CREATE, creds, rules)
-
-
 def event_scope(creds: Credentials, rules: Policy | None = None) -> q.Scope:
     """The events a caller may see before any all_tenants request."""
     unrestricted = _rules(rules).allows(SEGREGATION, creds)

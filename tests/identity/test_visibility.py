@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
@@ -369,6 +370,12 @@ def expected_list(evs: Sequence[Ev], caller: Caller, query: Query) -> Expected:
 # --- the test ---------------------------------------------------------------------------
 
 
+def listed_ids(resp: httpx.Response, xml: bool) -> list[str]:
+    if xml:
+        return [el.text or "" for el in ET.fromstring(resp.content).iter("message_id")]
+    return [e["message_id"] for e in resp.json()]
+
+
 @pytest.fixture
 def open_policy(tmp_path: Path) -> Path:
     """A policy that lets everyone list event types and traits (scoped by 'segregation')."""
@@ -399,10 +406,12 @@ def test_every_caller_sees_exactly_what_the_rules_allow(
         caller = data.draw(callers, label="caller")
         query = data.draw(queries(ids), label="query")
         want = expected_list(evs, caller, query)
-        resp = client.get("/v2/events", params=tuple(query.params()), headers=caller.headers())
+        xml = data.draw(st.booleans(), label="as XML")
+        headers = {**caller.headers(), "Accept": "application/xml" if xml else "application/json"}
+        resp = client.get("/v2/events", params=tuple(query.params()), headers=headers)
         assert resp.status_code == want.status, resp.text
         if want.status == 200:
-            assert [e["message_id"] for e in resp.json()] == want.ids
+            assert listed_ids(resp, xml) == want.ids
 
     caller = data.draw(callers, label="caller by id")
     kind = base_scope(caller)
