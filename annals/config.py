@@ -57,13 +57,19 @@ API_OPTS: list[cfg.Opt] = [
         "auth_mode",
         default="noauth",
         choices=[
-            ("noauth", "Identity is read from the X-User-Id, X-Project-Id, X-Roles and "
-                       "OpenStack-System-Scope headers. For development, tests and "
-                       "deployments behind a trusted proxy only."),
-            ("keystone", "Every request but / and /healthcheck needs a Keystone token "
-                         "(X-Auth-Token), validated by keystonemiddleware's auth_token with "
-                         "the options of [keystone_authtoken]; identity comes from the token "
-                         "only."),
+            (
+                "noauth",
+                "Identity is read from the X-User-Id, X-Project-Id, X-Roles and "
+                "OpenStack-System-Scope headers. For development, tests and "
+                "deployments behind a trusted proxy only.",
+            ),
+            (
+                "keystone",
+                "Every request but / and /healthcheck needs a Keystone token "
+                "(X-Auth-Token), validated by keystonemiddleware's auth_token with "
+                "the options of [keystone_authtoken]; identity comes from the token "
+                "only.",
+            ),
         ],
         help="How callers are identified.",
     ),
@@ -71,9 +77,9 @@ API_OPTS: list[cfg.Opt] = [
         "allow_noauth_beyond_loopback",
         default=False,
         help="'annals serve' refuses to listen on an address other than loopback with "
-             "auth_mode = noauth, where anyone who reaches the port can claim any identity. "
-             "Set this only when a trusted proxy in front of Annals sets the identity "
-             "headers itself and strips those sent by clients.",
+        "auth_mode = noauth, where anyone who reaches the port can claim any identity. "
+        "Set this only when a trusted proxy in front of Annals sets the identity "
+        "headers itself and strips those sent by clients.",
     ),
     cfg.ListOpt(
         "publisher_credentials",
@@ -81,8 +87,8 @@ API_OPTS: list[cfg.Opt] = [
         secret=True,
         item_type=types.String(regex=r"^[^:]+:.+$"),
         help="user:password pairs that may POST /v2/events with HTTP Basic authentication. "
-             "Ceilometer's http:// event publisher cannot send identity headers or tokens; "
-             "give it http://user:password@annals-host:8977/v2/events instead.",
+        "Ceilometer's http:// event publisher cannot send identity headers or tokens; "
+        "give it http://user:password@annals-host:8977/v2/events instead.",
     ),
     cfg.IntOpt(
         "max_request_body_size",
@@ -94,8 +100,7 @@ API_OPTS: list[cfg.Opt] = [
         "max_query_filters",
         default=100,
         min=1,
-        help="Most q filters one GET /v2/events may carry (each is a subquery); more get "
-             "400.",
+        help="Most q filters one GET /v2/events may carry (each is a subquery); more get 400.",
     ),
 ]
 
@@ -104,27 +109,27 @@ DATABASE_OPTS: list[cfg.Opt] = [
         "connection",
         secret=True,
         help="SQLAlchemy URL of the event store: sqlite:///path, postgresql://user@host/db, "
-             "mysql://user:pass@host/db (PyMySQL is used when no driver is named). Unset: an "
-             "embedded SQLite database 'annals.sqlite' in the data directory.",
+        "mysql://user:pass@host/db (PyMySQL is used when no driver is named). Unset: an "
+        "embedded SQLite database 'annals.sqlite' in the data directory.",
     ),
     cfg.StrOpt(
         "data_dir",
         help="Data directory for the default embedded SQLite database. Default: "
-             "$ANNALS_DATA_DIR, else $XDG_DATA_HOME/annals, else ~/.local/share/annals.",
+        "$ANNALS_DATA_DIR, else $XDG_DATA_HOME/annals, else ~/.local/share/annals.",
     ),
     cfg.IntOpt(
         "event_time_to_live",
         default=-1,
         help="Seconds events are kept; older ones are removed by 'annals expirer'. "
-             "<= 0 keeps events forever. (Panko's option.)",
+        "<= 0 keeps events forever. (Panko's option.)",
     ),
     cfg.IntOpt(
         "events_delete_batch_size",
         default=0,
         min=0,
         help="Events deleted per transaction by 'annals expirer'; 0 means the built-in "
-             "batch of 10000. Every run removes every expired event, batch after batch. "
-             "(Panko's option name.)",
+        "batch of 10000. Every run removes every expired event, batch after batch. "
+        "(Panko's option name.)",
     ),
     cfg.IntOpt(
         "max_pool_size",
@@ -163,10 +168,14 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
 def own_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """The options Annals reads itself (registered by :func:`make_conf`)."""
-    return [(group, list(opts)) for group, opts in GROUPS.items()] + [
-        ("cors", list(cors.CORS_OPTS)),
-        ("oslo_middleware", list(http_proxy_to_wsgi.OPTS)),
-    ] + ingest_opts.list_opts()
+    return (
+        [(group, list(opts)) for group, opts in GROUPS.items()]
+        + [
+            ("cors", list(cors.CORS_OPTS)),
+            ("oslo_middleware", list(http_proxy_to_wsgi.OPTS)),
+        ]
+        + ingest_opts.list_opts()
+    )
 
 
 def library_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -195,8 +204,13 @@ def load(config_files: Sequence[str] | None = None) -> cfg.ConfigOpts:
     for path in files:
         if not Path(path).is_file():
             raise cfg.ConfigFilesNotFoundError([path])
-    conf(args=[], project="annals", version=__version__, default_config_files=files,
-         default_config_dirs=[])
+    conf(
+        args=[],
+        project="annals",
+        version=__version__,
+        default_config_files=files,
+        default_config_dirs=[],
+    )
     return conf
 
 

@@ -30,8 +30,12 @@ from annals.storage.sql.driver import normalise_url
 LOG = logging.getLogger(__name__)
 
 #: Panko trait tables and the publisher dtype of their values.
-TRAIT_TABLES: dict[str, int] = {"trait_text": 1, "trait_int": 2, "trait_float": 3,
-                                "trait_datetime": 4}
+TRAIT_TABLES: dict[str, int] = {
+    "trait_text": 1,
+    "trait_int": 2,
+    "trait_float": 3,
+    "trait_datetime": 4,
+}
 
 
 class PankoSourceError(AnnalsError):
@@ -43,28 +47,46 @@ def panko_metadata(mysql: bool) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     stamp: sa.types.TypeEngine[Any] = sa.Numeric(20, 6) if mysql else sa.DateTime()
     md = sa.MetaData()
     tables = {
-        "event_type": sa.Table("event_type", md, sa.Column("id", sa.Integer, primary_key=True),
-                               sa.Column("desc", sa.String(255))),
-        "event": sa.Table("event", md, sa.Column("id", sa.Integer, primary_key=True),
-                          sa.Column("message_id", sa.String(50)),
-                          sa.Column("generated", stamp), sa.Column("raw", sa.Text),
-                          sa.Column("event_type_id", sa.Integer)),
+        "event_type": sa.Table(
+            "event_type",
+            md,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("desc", sa.String(255)),
+        ),
+        "event": sa.Table(
+            "event",
+            md,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("message_id", sa.String(50)),
+            sa.Column("generated", stamp),
+            sa.Column("raw", sa.Text),
+            sa.Column("event_type_id", sa.Integer),
+        ),
     }
     values: dict[str, sa.types.TypeEngine[Any]] = {
-        "trait_text": sa.String(255), "trait_int": sa.BigInteger(),
-        "trait_float": sa.Float(53), "trait_datetime": stamp,
+        "trait_text": sa.String(255),
+        "trait_int": sa.BigInteger(),
+        "trait_float": sa.Float(53),
+        "trait_datetime": stamp,
     }
     for name, value_type in values.items():
-        tables[name] = sa.Table(name, md, sa.Column("event_id", sa.Integer, primary_key=True),
-                                sa.Column("key", sa.String(255), primary_key=True),
-                                sa.Column("value", value_type))
+        tables[name] = sa.Table(
+            name,
+            md,
+            sa.Column("event_id", sa.Integer, primary_key=True),
+            sa.Column("key", sa.String(255), primary_key=True),
+            sa.Column("value", value_type),
+        )
     return md, tables
 
 
 def _to_datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else (
-            value.astimezone(dt.UTC).replace(tzinfo=None))
+        return (
+            value.replace(tzinfo=None)
+            if value.tzinfo is None
+            else (value.astimezone(dt.UTC).replace(tzinfo=None))
+        )
     if isinstance(value, (decimal.Decimal, int, float)):
         micros = int(decimal.Decimal(value).scaleb(6).to_integral_value())
         return timeutil.from_micros(micros)
@@ -103,9 +125,7 @@ class PankoSource:
             raise PankoSourceError(f"cannot connect to the Panko database: {exc}") from None
         missing = sorted(set(self.tables) - present)
         if missing:
-            raise PankoSourceError(
-                f"not a Panko database: table(s) {', '.join(missing)} not found"
-            )
+            raise PankoSourceError(f"not a Panko database: table(s) {', '.join(missing)} not found")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -113,15 +133,19 @@ class PankoSource:
     def count(self, after_id: int = 0) -> int:
         ev = self.tables["event"]
         with self.engine.connect() as conn:
-            return int(conn.scalar(sa.select(sa.func.count()).select_from(ev)
-                                   .where(ev.c.id > after_id)) or 0)
+            return int(
+                conn.scalar(sa.select(sa.func.count()).select_from(ev).where(ev.c.id > after_id))
+                or 0
+            )
 
     def counts_by_type(self) -> dict[str, int]:
         ev, et = self.tables["event"], self.tables["event_type"]
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(et.c.desc, sa.func.count(ev.c.id))
-                                .join(ev, ev.c.event_type_id == et.c.id)
-                                .group_by(et.c.desc)).all()
+            rows = conn.execute(
+                sa.select(et.c.desc, sa.func.count(ev.c.id))
+                .join(ev, ev.c.event_type_id == et.c.id)
+                .group_by(et.c.desc)
+            ).all()
         return {str(name): int(count) for name, count in rows}
 
     def pages(self, after_id: int, size: int) -> Iterator[Page]:
@@ -162,8 +186,11 @@ class PankoSource:
         found: dict[int, list[list[Any]]] = {}
         for name, dtype in TRAIT_TABLES.items():
             table = self.tables[name]
-            rows = conn.execute(sa.select(table.c.event_id, table.c.key, table.c.value)
-                                .where(table.c.event_id.in_(ids)))
+            rows = conn.execute(
+                sa.select(table.c.event_id, table.c.key, table.c.value).where(
+                    table.c.event_id.in_(ids)
+                )
+            )
             for event_id, key, value in rows:
                 if value is None:
                     continue
@@ -179,10 +206,13 @@ class PankoSource:
                 raw = orjson.loads(row.raw)
             except orjson.JSONDecodeError:
                 raw = {"unparsed_raw": row.raw}
-        return parse_event({
-            "message_id": row.message_id,
-            "event_type": row.desc,
-            "generated": _to_datetime(row.generated).isoformat(),
-            "traits": traits,
-            "raw": raw,
-        }, f"Panko event id {row.id}")
+        return parse_event(
+            {
+                "message_id": row.message_id,
+                "event_type": row.desc,
+                "generated": _to_datetime(row.generated).isoformat(),
+                "traits": traits,
+                "raw": raw,
+            },
+            f"Panko event id {row.id}",
+        )

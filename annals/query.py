@@ -175,8 +175,9 @@ def trait_filter(cond: RawCondition) -> TraitFilter:
     """A condition on a trait (any field that is not an event field)."""
     type_name = cond.type or "string"
     converted = convert_value(cond.value, type_name)
-    return TraitFilter(cond.field or "", TraitType.from_api_name(type_name),
-                       Op(cond.op or "eq"), converted)
+    return TraitFilter(
+        cond.field or "", TraitType.from_api_name(type_name), Op(cond.op or "eq"), converted
+    )
 
 
 def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
@@ -193,8 +194,7 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
         op = cond.op or "eq"
         if op not in OPERATORS:
             raise InvalidQuery(
-                f"Operator {op} is not supported. The supported operators are: "
-                f"{OPERATORS!r}"
+                f"Operator {op} is not supported. The supported operators are: {OPERATORS!r}"
             )
         name = cond.field or ""
         if name in EVENT_FIELD_OPS:

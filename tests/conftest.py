@@ -166,8 +166,9 @@ def wsgi_client(conf: cfg.ConfigOpts, driver: StorageDriver) -> httpx.Client:
 
 
 @pytest.fixture
-def make_client(driver: StorageDriver, conf_factory: Callable[..., Path]
-                ) -> Iterator[Callable[..., httpx.Client]]:
+def make_client(
+    driver: StorageDriver, conf_factory: Callable[..., Path]
+) -> Iterator[Callable[..., httpx.Client]]:
     """Build a WSGI client over the test's database with extra config sections."""
     clients: list[httpx.Client] = []
 
@@ -205,8 +206,9 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server_factory(driver: StorageDriver, conf_factory: Callable[..., Path],
-                        tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def live_server_factory(
+    driver: StorageDriver, conf_factory: Callable[..., Path], tmp_path: Path
+) -> Iterator[Callable[..., LiveServer]]:
     """Start ``annals serve`` in a subprocess on a free port, over the test's database."""
     servers: list[LiveServer] = []
 
@@ -230,8 +232,12 @@ def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
     return live_server_factory()
 
 
-def _start_server(driver: StorageDriver, conf_factory: Callable[..., Path], tmp_path: Path,
-                  sections: dict[str, dict[str, object]]) -> LiveServer:
+def _start_server(
+    driver: StorageDriver,
+    conf_factory: Callable[..., Path],
+    tmp_path: Path,
+    sections: dict[str, dict[str, object]],
+) -> LiveServer:
     port = free_port()
     merged: dict[str, dict[str, object]] = {
         "database": {"connection": driver.url},
@@ -244,7 +250,8 @@ def _start_server(driver: StorageDriver, conf_factory: Callable[..., Path], tmp_
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "annals", "serve", "--config-file", str(conf)],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

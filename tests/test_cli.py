@@ -20,11 +20,17 @@ from tests.conftest import ADMIN, LiveServer, free_port
 ANNALS = [sys.executable, "-m", "annals"]
 
 
-def run(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*ANNALS, *args], check=False, input=stdin.decode() if stdin is not None else None,
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        [*ANNALS, *args],
+        check=False,
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -57,8 +63,12 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 LINES = [
-    {"message_id": "a", "event_type": "t", "generated": "2024-01-01T00:00:00",
-     "traits": [["project_id", 1, "p"], ["n", 2, 1]]},
+    {
+        "message_id": "a",
+        "event_type": "t",
+        "generated": "2024-01-01T00:00:00",
+        "traits": [["project_id", 1, "p"], ["n", 2, 1]],
+    },
     "this is not json",
     {"message_id": "b", "event_type": "t"},
     {"message_id": "c", "event_type": "t", "generated": "2024-01-01T00:00:01"},
@@ -75,8 +85,9 @@ def _jsonl() -> bytes:
 
 @pytest.mark.db
 @pytest.mark.parametrize("source", ["file", "stdin"])
-def test_import(driver: StorageDriver, conf_factory: Callable[..., Path], tmp_path: Path,
-                source: str) -> None:
+def test_import(
+    driver: StorageDriver, conf_factory: Callable[..., Path], tmp_path: Path, source: str
+) -> None:
     conf = conf_factory({"database": {"connection": driver.url}, "import": {"batch_size": 2}})
     if source == "file":
         path = tmp_path / "events.jsonl"
@@ -96,8 +107,9 @@ def test_import(driver: StorageDriver, conf_factory: Callable[..., Path], tmp_pa
 
 
 @pytest.mark.db
-def test_import_missing_file(driver: StorageDriver, conf_factory: Callable[..., Path],
-                             tmp_path: Path) -> None:
+def test_import_missing_file(
+    driver: StorageDriver, conf_factory: Callable[..., Path], tmp_path: Path
+) -> None:
     conf = conf_factory({"database": {"connection": driver.url}})
     result = run("import", "--config-file", str(conf), str(tmp_path / "nope.jsonl"))
     assert result.returncode == 2
@@ -107,15 +119,21 @@ def test_import_missing_file(driver: StorageDriver, conf_factory: Callable[..., 
 @pytest.mark.db
 @pytest.mark.slow
 def test_serve_real_http(live_server: LiveServer) -> None:
-    event = {"message_id": "http-1", "event_type": "volume.create.end",
-             "generated": "2024-01-01T00:00:00.5", "traits": [["project_id", 1, "project-admin"]]}
+    event = {
+        "message_id": "http-1",
+        "event_type": "volume.create.end",
+        "generated": "2024-01-01T00:00:00.5",
+        "traits": [["project_id", 1, "project-admin"]],
+    }
     with httpx.Client(base_url=live_server.url, timeout=10) as http:
         resp = http.post("/v2/events", json=[event], headers=ADMIN)
         assert resp.status_code == 201
         resp = http.get("/v2/events/http-1", headers=ADMIN)
         assert resp.json()["generated"] == "2024-01-01T00:00:00.500000"
-        assert http.get("/v2/events/ünïcode ☃", headers=ADMIN).json()["error_message"][
-            "faultstring"] == "Event ünïcode ☃ Not Found"
+        assert (
+            http.get("/v2/events/ünïcode ☃", headers=ADMIN).json()["error_message"]["faultstring"]
+            == "Event ünïcode ☃ Not Found"
+        )
     # SIGTERM: gunicorn finishes in-flight requests and exits cleanly
     live_server.process.send_signal(signal.SIGTERM)
     assert live_server.process.wait(timeout=30) == 0
@@ -126,8 +144,12 @@ def test_serve_with_no_configuration_uses_embedded_sqlite(tmp_path: Path) -> Non
     port = free_port()
     data = tmp_path / "data"
     env = {**os.environ, "ANNALS_DATA_DIR": str(data)}
-    proc = subprocess.Popen([*ANNALS, "serve", "--port", str(port), "--workers", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*ANNALS, "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -148,7 +170,8 @@ def test_serve_with_no_configuration_uses_embedded_sqlite(tmp_path: Path) -> Non
 @pytest.mark.db
 @pytest.mark.backends("postgresql", "mysql")  # serve creates a SQLite schema itself
 def test_serve_refuses_a_server_database_without_schema(
-        database_url: str, conf_factory: Callable[..., Path]) -> None:
+    database_url: str, conf_factory: Callable[..., Path]
+) -> None:
     conf = conf_factory({"database": {"connection": database_url}})
     result = run("serve", "--config-file", str(conf), "--port", str(free_port()))
     assert result.returncode == 1

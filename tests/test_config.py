@@ -17,8 +17,17 @@ ROOT = Path(__file__).parent.parent
 def test_sample_config_is_current(tmp_path: Path) -> None:
     out = tmp_path / "annals.conf.sample"
     subprocess.run(
-        [sys.executable, "-m", "oslo_config.generator", "--namespace", "annals",
-         "--wrap-width", "79", "--output-file", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "oslo_config.generator",
+            "--namespace",
+            "annals",
+            "--wrap-width",
+            "79",
+            "--output-file",
+            str(out),
+        ],
         check=True,
     )
     shipped = (ROOT / "etc" / "annals.conf.sample").read_text()
@@ -38,8 +47,9 @@ def test_panko_option_names_and_defaults() -> None:
     assert conf.database.connection is None
 
 
-def test_default_database_is_sqlite_in_data_dir(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_database_is_sqlite_in_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ANNALS_DATA_DIR", str(tmp_path / "data"))
     url = config.database_url(config.load([]))
     assert url == f"sqlite:///{tmp_path / 'data' / 'annals.sqlite'}"

@@ -40,28 +40,42 @@ def fill_panko(url: str, count: int, start: int = 0) -> None:
     def stamp(value: dt.datetime) -> Any:
         if mysql:  # DECIMAL(20,6) seconds since the epoch
             return decimal.Decimal((value - dt.datetime(1970, 1, 1)).total_seconds()).quantize(
-                decimal.Decimal("0.000001"))
+                decimal.Decimal("0.000001")
+            )
         return value
 
     with engine.begin() as conn:
         for type_id, name in ((1, "compute.instance.create.end"), (2, "volume.delete.end")):
-            exists = conn.execute(sa.select(tables["event_type"].c.id)
-                                  .where(tables["event_type"].c.id == type_id)).first()
+            exists = conn.execute(
+                sa.select(tables["event_type"].c.id).where(tables["event_type"].c.id == type_id)
+            ).first()
             if not exists:
                 conn.execute(tables["event_type"].insert(), {"id": type_id, "desc": name})
         events, texts, ints, floats, dates = [], [], [], [], []
         for n in range(start, start + count):
             event_id = n + 1
-            events.append({"id": event_id, "message_id": f"panko-{n:06d}",
-                           "generated": stamp(T0 + dt.timedelta(seconds=n, microseconds=n)),
-                           "raw": json.dumps({"payload": {"n": n, "name": "vm-ü"}}),
-                           "event_type_id": 1 + n % 2})
-            texts += [{"event_id": event_id, "key": "project_id", "value": f"project-{n % 3}"},
-                      {"event_id": event_id, "key": "user_id", "value": "user-1"}]
+            events.append(
+                {
+                    "id": event_id,
+                    "message_id": f"panko-{n:06d}",
+                    "generated": stamp(T0 + dt.timedelta(seconds=n, microseconds=n)),
+                    "raw": json.dumps({"payload": {"n": n, "name": "vm-ü"}}),
+                    "event_type_id": 1 + n % 2,
+                }
+            )
+            texts += [
+                {"event_id": event_id, "key": "project_id", "value": f"project-{n % 3}"},
+                {"event_id": event_id, "key": "user_id", "value": "user-1"},
+            ]
             ints.append({"event_id": event_id, "key": "memory_mb", "value": 2**40 + n})
             floats.append({"event_id": event_id, "key": "load", "value": n / 8})
-            dates.append({"event_id": event_id, "key": "launched_at",
-                          "value": stamp(T0 - dt.timedelta(microseconds=n))})
+            dates.append(
+                {
+                    "event_id": event_id,
+                    "key": "launched_at",
+                    "value": stamp(T0 - dt.timedelta(microseconds=n)),
+                }
+            )
         conn.execute(tables["event"].insert(), events)
         conn.execute(tables["trait_text"].insert(), texts)
         conn.execute(tables["trait_int"].insert(), ints)
@@ -70,17 +84,25 @@ def fill_panko(url: str, count: int, start: int = 0) -> None:
     engine.dispose()
 
 
-def import_panko(driver: StorageDriver, source: str, conf_factory: Callable[..., Path],
-                 tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def import_panko(
+    driver: StorageDriver,
+    source: str,
+    conf_factory: Callable[..., Path],
+    tmp_path: Path,
+    *extra: str,
+) -> subprocess.CompletedProcess[str]:
     conf = conf_factory({"database": {"connection": driver.url, "data_dir": tmp_path}})
     return run("import-panko", "--config-file", str(conf), "--from", source, *extra)
 
 
-def test_import_copies_every_event(driver: StorageDriver, second_database_url: str,
-                                   conf_factory: Callable[..., Path], tmp_path: Path) -> None:
+def test_import_copies_every_event(
+    driver: StorageDriver,
+    second_database_url: str,
+    conf_factory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
     fill_panko(second_database_url, 250)
-    result = import_panko(driver, second_database_url, conf_factory, tmp_path,
-                          "--batch-size", "40")
+    result = import_panko(driver, second_database_url, conf_factory, tmp_path, "--batch-size", "40")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stored: 250" in result.stdout
     assert "compute.instance.create.end: 125 / 125 ok" in result.stdout
@@ -106,15 +128,30 @@ def test_import_copies_every_event(driver: StorageDriver, second_database_url: s
 
 @pytest.mark.slow
 @pytest.mark.backends("sqlite", "postgresql")
-def test_import_resumes_after_being_killed(driver: StorageDriver, second_database_url: str,
-                                           conf_factory: Callable[..., Path],
-                                           tmp_path: Path) -> None:
+def test_import_resumes_after_being_killed(
+    driver: StorageDriver,
+    second_database_url: str,
+    conf_factory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
     fill_panko(second_database_url, 6000)
     conf = conf_factory({"database": {"connection": driver.url, "data_dir": tmp_path}})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "annals", "import-panko", "--config-file", str(conf),
-         "--from", second_database_url, "--batch-size", "100"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "annals",
+            "import-panko",
+            "--config-file",
+            str(conf),
+            "--from",
+            second_database_url,
+            "--batch-size",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     state = next(tmp_path.glob("import-panko-*.json"), None)
     deadline = time.monotonic() + 60
     while state is None and time.monotonic() < deadline:
@@ -131,8 +168,12 @@ def test_import_resumes_after_being_killed(driver: StorageDriver, second_databas
     assert len(driver.get_events(EventQuery(limit=10_000))) == 6000
 
 
-def test_bad_sources_are_clear_errors(driver: StorageDriver, second_database_url: str,
-                                      conf_factory: Callable[..., Path], tmp_path: Path) -> None:
+def test_bad_sources_are_clear_errors(
+    driver: StorageDriver,
+    second_database_url: str,
+    conf_factory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
     result = import_panko(driver, "postgresql://nobody@127.0.0.1:1/panko", conf_factory, tmp_path)
     assert result.returncode == 1
     assert "cannot connect to the Panko database" in result.stderr
@@ -149,8 +190,9 @@ def test_bad_sources_are_clear_errors(driver: StorageDriver, second_database_url
 
 @pytest.mark.slow
 @pytest.mark.backends("sqlite")
-def test_import_from_a_database_made_by_real_panko(driver: StorageDriver, tmp_path: Path,
-                                                   conf_factory: Callable[..., Path]) -> None:
+def test_import_from_a_database_made_by_real_panko(
+    driver: StorageDriver, tmp_path: Path, conf_factory: Callable[..., Path]
+) -> None:
     """Optional: needs panko==10.0.0 in its own venv (tools/panko_reference/README.md)."""
     python = PANKO_VENV / "bin" / "python"
     if not python.exists():

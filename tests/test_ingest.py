@@ -62,20 +62,22 @@ def one_trait(name: Any, dtype: Any, value: Any) -> Trait:
 
 
 def test_parse_event_full_document() -> None:
-    event = parse_event({
-        "message_id": "m-1",
-        "event_type": "compute.instance.create.end",
-        "generated": GENERATED,
-        "traits": [
-            ["state", 1, "active"],
-            ["memory_mb", 2, 2048],
-            ["ratio", 3, 0.5],
-            ["launched_at", 4, "2024-05-01T11:59:00"],
-            ["service", 0, "compute"],
-        ],
-        "raw": {"payload": {"nested": [1, 2, {"x": None}]}, "flag": True},
-        "ignored_extra_key": "whatever",
-    })
+    event = parse_event(
+        {
+            "message_id": "m-1",
+            "event_type": "compute.instance.create.end",
+            "generated": GENERATED,
+            "traits": [
+                ["state", 1, "active"],
+                ["memory_mb", 2, 2048],
+                ["ratio", 3, 0.5],
+                ["launched_at", 4, "2024-05-01T11:59:00"],
+                ["service", 0, "compute"],
+            ],
+            "raw": {"payload": {"nested": [1, 2, {"x": None}]}, "flag": True},
+            "ignored_extra_key": "whatever",
+        }
+    )
     assert event == Event(
         "m-1",
         "compute.instance.create.end",
@@ -134,9 +136,7 @@ def test_names_length_limit(field: str) -> None:
     assert getattr(parse_event(doc(**{field: "x" * NAME_LENGTH})), field) == "x" * 255
     # the limit is in characters, not bytes
     assert getattr(parse_event(doc(**{field: "é" * 255})), field) == "é" * 255
-    assert rejected(doc(**{field: "x" * 256})) == (
-        f"event: {field} is longer than 255 characters"
-    )
+    assert rejected(doc(**{field: "x" * 256})) == (f"event: {field} is longer than 255 characters")
 
 
 @pytest.mark.parametrize("field", ["message_id", "event_type"])
@@ -197,8 +197,15 @@ def test_generated_missing() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "notadate", "2024-13-01T00:00:00", "2024-05-01T12:00:00\x00",
-              "0001-01-01T00:00:00+01:00", "2024-05-01T25:00"],
+    "value",
+    [
+        "",
+        "notadate",
+        "2024-13-01T00:00:00",
+        "2024-05-01T12:00:00\x00",
+        "0001-01-01T00:00:00+01:00",
+        "2024-05-01T25:00",
+    ],
 )
 def test_generated_must_parse(value: str) -> None:
     assert rejected(doc(generated=value)) == (
@@ -219,9 +226,7 @@ def test_traits_absent_or_null_or_empty() -> None:
 
 @pytest.mark.parametrize("traits", [{}, {"name": "a", "dtype": 1, "value": "v"}, "a", 5, True])
 def test_traits_must_be_a_list(traits: Any) -> None:
-    assert rejected(doc(traits=traits)) == (
-        "event: traits must be a list of [name, dtype, value]"
-    )
+    assert rejected(doc(traits=traits)) == ("event: traits must be a list of [name, dtype, value]")
 
 
 @pytest.mark.parametrize("item", ["a", 5, None, [], ["a"], ["a", 1], ["a", 1, "v", "x"], True])
@@ -236,11 +241,15 @@ def test_trait_item_position_is_named() -> None:
 
 
 def test_traits_as_dicts() -> None:
-    event = parse_event(doc(traits=[
-        {"name": "state", "dtype": 1, "value": "active"},
-        {"value": 7, "dtype": 2, "name": "count", "extra": "ignored"},
-        ["ratio", 3, 1.25],
-    ]))
+    event = parse_event(
+        doc(
+            traits=[
+                {"name": "state", "dtype": 1, "value": "active"},
+                {"value": 7, "dtype": 2, "name": "count", "extra": "ignored"},
+                ["ratio", 3, 1.25],
+            ]
+        )
+    )
     assert event.traits == (
         Trait("state", TraitType.STRING, "active"),
         Trait("count", TraitType.INTEGER, 7),
@@ -279,8 +288,13 @@ def test_trait_name_limits() -> None:
 
 @pytest.mark.parametrize(
     ("dtype", "trait_type"),
-    [(0, TraitType.STRING), (1, TraitType.STRING), (2, TraitType.INTEGER),
-     (3, TraitType.FLOAT), (4, TraitType.DATETIME)],
+    [
+        (0, TraitType.STRING),
+        (1, TraitType.STRING),
+        (2, TraitType.INTEGER),
+        (3, TraitType.FLOAT),
+        (4, TraitType.DATETIME),
+    ],
 )
 def test_every_dtype(dtype: int, trait_type: TraitType) -> None:
     value = {0: "x", 1: "x", 2: 3, 3: 2.5, 4: "2024-05-01T00:00:00"}[dtype]
@@ -372,8 +386,17 @@ def test_owner_trait_with_wrong_value_type() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0, 0), (2048, 2048), (-42, -42), ("42", 42), ("-7", -7), (INT64_MAX, INT64_MAX),
-     (INT64_MIN, INT64_MIN), (str(INT64_MAX), INT64_MAX), (str(INT64_MIN), INT64_MIN)],
+    [
+        (0, 0),
+        (2048, 2048),
+        (-42, -42),
+        ("42", 42),
+        ("-7", -7),
+        (INT64_MAX, INT64_MAX),
+        (INT64_MIN, INT64_MIN),
+        (str(INT64_MAX), INT64_MAX),
+        (str(INT64_MIN), INT64_MIN),
+    ],
 )
 def test_integer_values(value: Any, expected: int) -> None:
     trait = one_trait("i", 2, value)
@@ -383,8 +406,23 @@ def test_integer_values(value: Any, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [INT64_MAX + 1, INT64_MIN - 1, 2**64, str(INT64_MAX + 1), 1.5, 2.0, "1.5", "abc", "",
-     [], {}, [1], "9" * 5000, float("nan"), float("inf")],
+    [
+        INT64_MAX + 1,
+        INT64_MIN - 1,
+        2**64,
+        str(INT64_MAX + 1),
+        1.5,
+        2.0,
+        "1.5",
+        "abc",
+        "",
+        [],
+        {},
+        [1],
+        "9" * 5000,
+        float("nan"),
+        float("inf"),
+    ],
 )
 def test_integer_rejects(value: Any) -> None:
     assert rejected(with_trait("i", 2, value)) == "event: trait 0 (i) must be a 64-bit integer"
@@ -404,8 +442,10 @@ def test_every_int64_is_accepted(number: int, as_text: bool) -> None:
 
 
 @FAST
-@given(st.one_of(st.integers(max_value=INT64_MIN - 1), st.integers(min_value=INT64_MAX + 1)),
-       st.booleans())
+@given(
+    st.one_of(st.integers(max_value=INT64_MIN - 1), st.integers(min_value=INT64_MAX + 1)),
+    st.booleans(),
+)
 def test_integers_outside_int64_are_rejected(number: int, as_text: bool) -> None:
     value: int | str = str(number) if as_text else number
     assert rejected(with_trait("i", 2, value)) == "event: trait 0 (i) must be a 64-bit integer"
@@ -416,8 +456,17 @@ def test_integers_outside_int64_are_rejected(number: int, as_text: bool) -> None
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0.5, 0.5), (-3.5, -3.5), (1e-07, 1e-07), (1e20, 1e20), (2, 2.0), (0, 0.0),
-     ("2.5", 2.5), ("1e3", 1000.0), (INT64_MAX, float(INT64_MAX))],
+    [
+        (0.5, 0.5),
+        (-3.5, -3.5),
+        (1e-07, 1e-07),
+        (1e20, 1e20),
+        (2, 2.0),
+        (0, 0.0),
+        ("2.5", 2.5),
+        ("1e3", 1000.0),
+        (INT64_MAX, float(INT64_MAX)),
+    ],
 )
 def test_float_values(value: Any, expected: float) -> None:
     trait = one_trait("f", 3, value)
@@ -427,8 +476,21 @@ def test_float_values(value: Any, expected: float) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [float("nan"), float("inf"), float("-inf"), "nan", "NaN", "inf", "-Infinity", "1e400",
-     "abc", "", [], {}, [1.5]],
+    [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        "nan",
+        "NaN",
+        "inf",
+        "-Infinity",
+        "1e400",
+        "abc",
+        "",
+        [],
+        {},
+        [1.5],
+    ],
 )
 def test_float_rejects(value: Any) -> None:
     assert rejected(with_trait("f", 3, value)) == "event: trait 0 (f) must be a finite number"
@@ -450,9 +512,12 @@ def test_every_finite_float_is_accepted(real: float, as_text: bool) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("2024-05-01T12:00:00.123456", T0), ("2024-05-01T12:00:00Z", dt.datetime(2024, 5, 1, 12)),
-     ("2024-05-01T14:00:00+02:00", dt.datetime(2024, 5, 1, 12)), ("2024-05-01",
-                                                                   dt.datetime(2024, 5, 1))],
+    [
+        ("2024-05-01T12:00:00.123456", T0),
+        ("2024-05-01T12:00:00Z", dt.datetime(2024, 5, 1, 12)),
+        ("2024-05-01T14:00:00+02:00", dt.datetime(2024, 5, 1, 12)),
+        ("2024-05-01", dt.datetime(2024, 5, 1)),
+    ],
 )
 def test_datetime_values(value: str, expected: dt.datetime) -> None:
     trait = one_trait("d", 4, value)
@@ -480,13 +545,21 @@ def test_datetime_must_parse(value: str) -> None:
 
 @pytest.mark.parametrize(
     ("first", "second", "type_name"),
-    [(1, 1, "string"), (0, 1, "string"), (1, 0, "string"), (0, 0, "string"), (2, 2, "integer"),
-     (3, 3, "float"), (4, 4, "datetime")],
+    [
+        (1, 1, "string"),
+        (0, 1, "string"),
+        (1, 0, "string"),
+        (0, 0, "string"),
+        (2, 2, "integer"),
+        (3, 3, "float"),
+        (4, 4, "datetime"),
+    ],
 )
 def test_duplicate_name_and_type_is_rejected(first: int, second: int, type_name: str) -> None:
     value = {0: "a", 1: "b", 2: 1, 3: 1.5, 4: "2024-05-01"}
-    document = doc(traits=[["x", first, value[first]], ["other", 1, "o"],
-                           ["x", second, value[second]]])
+    document = doc(
+        traits=[["x", first, value[first]], ["other", 1, "o"], ["x", second, value[second]]]
+    )
     assert rejected(document) == f"event: trait 2 repeats trait 'x' of type {type_name}"
 
 
@@ -500,11 +573,20 @@ def test_duplicate_is_detected_even_if_values_are_equal_or_the_second_is_invalid
 
 
 def test_same_name_with_different_types_is_allowed() -> None:
-    event = parse_event(doc(traits=[
-        ["size", 2, 10], ["size", 3, 20.5], ["size", 1, "big"], ["size", 4, "2024-05-01"],
-    ]))
+    event = parse_event(
+        doc(
+            traits=[
+                ["size", 2, 10],
+                ["size", 3, 20.5],
+                ["size", 1, "big"],
+                ["size", 4, "2024-05-01"],
+            ]
+        )
+    )
     assert [(t.name, t.type) for t in event.traits] == [
-        ("size", TraitType.INTEGER), ("size", TraitType.FLOAT), ("size", TraitType.STRING),
+        ("size", TraitType.INTEGER),
+        ("size", TraitType.FLOAT),
+        ("size", TraitType.STRING),
         ("size", TraitType.DATETIME),
     ]
 
@@ -592,36 +674,43 @@ fixed_offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map
 )
 names = st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s)
 valid_traits = st.one_of(
-    st.tuples(names, st.sampled_from([0, 1]),
-              st.text(max_size=40).filter(lambda s: "\x00" not in s)),
+    st.tuples(
+        names, st.sampled_from([0, 1]), st.text(max_size=40).filter(lambda s: "\x00" not in s)
+    ),
     st.tuples(names, st.just(2), st.integers(min_value=INT64_MIN, max_value=INT64_MAX)),
     st.tuples(names, st.just(3), st.floats(allow_nan=False, allow_infinity=False)),
     st.tuples(names, st.just(4), st.datetimes().map(dt.datetime.isoformat)),
 )
-valid_docs = st.fixed_dictionaries({
-    "message_id": names,
-    "event_type": names,
-    "generated": st.datetimes(
-        min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 12, 31),
-        timezones=st.one_of(st.none(), fixed_offsets),
-    ),
-    # at most one trait per (name, type); dtypes 0 and 1 are both the string type
-    "traits": st.lists(valid_traits, max_size=6, unique_by=lambda t: (t[0], max(t[1], 1))),
-    "raw": st.dictionaries(st.text(max_size=5),
-                           st.integers(min_value=INT64_MIN, max_value=INT64_MAX), max_size=3),
-})
+valid_docs = st.fixed_dictionaries(
+    {
+        "message_id": names,
+        "event_type": names,
+        "generated": st.datetimes(
+            min_value=dt.datetime(2, 1, 1),
+            max_value=dt.datetime(9998, 12, 31),
+            timezones=st.one_of(st.none(), fixed_offsets),
+        ),
+        # at most one trait per (name, type); dtypes 0 and 1 are both the string type
+        "traits": st.lists(valid_traits, max_size=6, unique_by=lambda t: (t[0], max(t[1], 1))),
+        "raw": st.dictionaries(
+            st.text(max_size=5), st.integers(min_value=INT64_MIN, max_value=INT64_MAX), max_size=3
+        ),
+    }
+)
 
 
 @FAST
 @given(valid_docs)
 def test_valid_documents_are_accepted_faithfully(spec: dict[str, Any]) -> None:
     generated: dt.datetime = spec["generated"]
-    document = dict(spec, generated=generated.isoformat(),
-                    traits=[list(t) for t in spec["traits"]])
+    document = dict(spec, generated=generated.isoformat(), traits=[list(t) for t in spec["traits"]])
     # through JSON, as the API and the importer see it
     event = parse_event(orjson.loads(orjson.dumps(document)))
-    expected_generated = (generated.astimezone(dt.UTC).replace(tzinfo=None)
-                          if generated.tzinfo is not None else generated)
+    expected_generated = (
+        generated.astimezone(dt.UTC).replace(tzinfo=None)
+        if generated.tzinfo is not None
+        else generated
+    )
     assert event.message_id == spec["message_id"]
     assert event.event_type == spec["event_type"]
     assert event.generated == expected_generated
@@ -638,23 +727,29 @@ def test_valid_documents_are_accepted_faithfully(spec: dict[str, Any]) -> None:
 
 json_values = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.text(max_size=10),
+        st.none(),
+        st.booleans(),
+        st.text(max_size=10),
         st.integers(min_value=INT64_MIN, max_value=2**64 - 1),
         st.floats(allow_nan=False, allow_infinity=False),
         st.sampled_from(["2024-05-01T12:00:00Z", "project_id", "user_id", "x" * 300]),
         st.integers(min_value=0, max_value=4),
     ),
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 trait_like = st.one_of(
     valid_traits.map(list),
-    st.tuples(st.one_of(st.sampled_from(["project_id", "user_id", "a", ""]), json_values),
-              st.one_of(st.integers(min_value=-1, max_value=5), json_values),
-              json_values).map(list),
-    st.fixed_dictionaries({}, optional={"name": json_values, "dtype": json_values,
-                                        "value": json_values}),
+    st.tuples(
+        st.one_of(st.sampled_from(["project_id", "user_id", "a", ""]), json_values),
+        st.one_of(st.integers(min_value=-1, max_value=5), json_values),
+        json_values,
+    ).map(list),
+    st.fixed_dictionaries(
+        {}, optional={"name": json_values, "dtype": json_values, "value": json_values}
+    ),
     json_values,
 )
 doc_like = st.fixed_dictionaries(

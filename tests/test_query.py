@@ -58,8 +58,7 @@ def only_op(op: str, wanted: str, name: str) -> str:
 
 def bad_type(type_name: str) -> str:
     return (
-        f"The data type {type_name} is not supported. The supported data type list is: "
-        f"{TYPES_TEXT}"
+        f"The data type {type_name} is not supported. The supported data type list is: {TYPES_TEXT}"
     )
 
 
@@ -81,8 +80,9 @@ def bad_sort_dir(item: str) -> str:
     )
 
 
-def cond(field: str | None, value: str | None = None, op: str | None = None,
-         type: str | None = None) -> RawCondition:
+def cond(
+    field: str | None, value: str | None = None, op: str | None = None, type: str | None = None
+) -> RawCondition:
     return RawCondition(field=field, op=op, type=type, value=value)
 
 
@@ -185,8 +185,12 @@ def test_convert_value_rejects_with_panko_text(value: str, type_name: str) -> No
 
 
 def test_convert_value_panko_catalogue_examples() -> None:
-    for value, type_name in (("abc", "integer"), ("2048.0", "integer"), ("x", "float"),
-                             ("notadate", "datetime")):
+    for value, type_name in (
+        ("abc", "integer"),
+        ("2048.0", "integer"),
+        ("x", "float"),
+        ("notadate", "datetime"),
+    ):
         with pytest.raises(InvalidQuery) as exc:
             q.convert_value(value, type_name)
         assert invalid(exc) == no_convert(value, type_name)
@@ -280,20 +284,49 @@ def test_parse_bool_true(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["False", "false", "0", "no", "off", "n", "f", "garbage", "", "  ", None, "2",
-              "truee", "yes!", "1.0"],
+    "value",
+    [
+        "False",
+        "false",
+        "0",
+        "no",
+        "off",
+        "n",
+        "f",
+        "garbage",
+        "",
+        "  ",
+        None,
+        "2",
+        "truee",
+        "yes!",
+        "1.0",
+    ],
 )
 def test_parse_bool_false(value: str | None) -> None:
     assert q.parse_bool(value) is False
 
 
 @FAST
-@given(st.one_of(st.none(), st.text(), st.sampled_from(TRUE_STRINGS).flatmap(
-    lambda word: st.tuples(st.text(" \t\n", max_size=2), st.text(" \t\n", max_size=2),
-                           st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
-    .map(lambda parts: parts[0] + "".join(
-        c.upper() if up else c for c, up in zip(word, parts[2], strict=True)) + parts[1]),
-)))
+@given(
+    st.one_of(
+        st.none(),
+        st.text(),
+        st.sampled_from(TRUE_STRINGS).flatmap(
+            lambda word: st.tuples(
+                st.text(" \t\n", max_size=2),
+                st.text(" \t\n", max_size=2),
+                st.lists(st.booleans(), min_size=len(word), max_size=len(word)),
+            ).map(
+                lambda parts: (
+                    parts[0]
+                    + "".join(c.upper() if up else c for c, up in zip(word, parts[2], strict=True))
+                    + parts[1]
+                )
+            ),
+        ),
+    )
+)
 def test_parse_bool_agrees_with_oslo(value: str | None) -> None:
     assert q.parse_bool(value) is bool(strutils.bool_from_string(value))
 
@@ -303,7 +336,8 @@ def test_parse_bool_agrees_with_oslo(value: str | None) -> None:
 
 def test_trait_filter_defaults_to_string_eq() -> None:
     assert q.trait_filter(cond("state", "active")) == TraitFilter(
-        "state", TraitType.STRING, Op.EQ, "active")
+        "state", TraitType.STRING, Op.EQ, "active"
+    )
 
 
 @pytest.mark.parametrize(
@@ -316,8 +350,9 @@ def test_trait_filter_defaults_to_string_eq() -> None:
         ("datetime", "2024-03-05T10:00:00-01:00", TraitType.DATETIME, dt.datetime(2024, 3, 5, 11)),
     ],
 )
-def test_trait_filter_types(type_name: str, value: str, trait_type: TraitType,
-                            expected: TraitValue) -> None:
+def test_trait_filter_types(
+    type_name: str, value: str, trait_type: TraitType, expected: TraitValue
+) -> None:
     flt = q.trait_filter(cond("size", value, op="ge", type=type_name))
     assert flt == TraitFilter("size", trait_type, Op.GE, expected)
 
@@ -340,12 +375,14 @@ def test_build_query_empty() -> None:
 
 
 def test_build_query_event_fields() -> None:
-    parsed = q.build_query([
-        cond("event_type", "compute.instance.create.end"),
-        cond("message_id", "m-1", op="eq"),
-        cond("start_timestamp", "2024-03-01T00:00:00+01:00", op="ge"),
-        cond("end_timestamp", "2024-03-02", op="le"),
-    ])
+    parsed = q.build_query(
+        [
+            cond("event_type", "compute.instance.create.end"),
+            cond("message_id", "m-1", op="eq"),
+            cond("start_timestamp", "2024-03-01T00:00:00+01:00", op="ge"),
+            cond("end_timestamp", "2024-03-02", op="le"),
+        ]
+    )
     assert parsed.query == EventQuery(
         event_type="compute.instance.create.end",
         message_id="m-1",
@@ -361,8 +398,9 @@ def test_build_query_empty_op_means_eq() -> None:
 
 
 def test_build_query_event_field_ignores_type() -> None:
-    parsed = q.build_query([cond("event_type", "abc", type="integer"),
-                            cond("message_id", "m", type="foo")])
+    parsed = q.build_query(
+        [cond("event_type", "abc", type="integer"), cond("message_id", "m", type="foo")]
+    )
     assert parsed.query.event_type == "abc"
     assert parsed.query.message_id == "m"
     assert parsed.query.traits == ()
@@ -375,23 +413,28 @@ def test_build_query_missing_event_field_value_is_empty_string() -> None:
 
 
 def test_build_query_repeated_event_field_keeps_the_last() -> None:
-    parsed = q.build_query([
-        cond("event_type", "a"), cond("event_type", "b"),
-        cond("start_timestamp", "2024-01-01", op="ge"),
-        cond("start_timestamp", "2024-02-01", op="ge"),
-    ])
+    parsed = q.build_query(
+        [
+            cond("event_type", "a"),
+            cond("event_type", "b"),
+            cond("start_timestamp", "2024-01-01", op="ge"),
+            cond("start_timestamp", "2024-02-01", op="ge"),
+        ]
+    )
     assert parsed.query.event_type == "b"
     assert parsed.query.start == dt.datetime(2024, 2, 1)
 
 
 def test_build_query_trait_filters_accumulate_in_order() -> None:
-    parsed = q.build_query([
-        cond("size", "10", op="ge", type="integer"),
-        cond("size", "100", op="lt", type="integer"),
-        cond("state", "active"),
-        cond("ratio", "0.5", op="ne", type="float"),
-        cond("when", "2024-03-05T00:00:00Z", op="gt", type="datetime"),
-    ])
+    parsed = q.build_query(
+        [
+            cond("size", "10", op="ge", type="integer"),
+            cond("size", "100", op="lt", type="integer"),
+            cond("state", "active"),
+            cond("ratio", "0.5", op="ne", type="float"),
+            cond("when", "2024-03-05T00:00:00Z", op="gt", type="datetime"),
+        ]
+    )
     assert parsed.query.traits == (
         TraitFilter("size", TraitType.INTEGER, Op.GE, 10),
         TraitFilter("size", TraitType.INTEGER, Op.LT, 100),
@@ -402,8 +445,10 @@ def test_build_query_trait_filters_accumulate_in_order() -> None:
 
 
 def test_build_query_keeps_all_tenants_aside_unvalidated() -> None:
-    conditions = [cond("all_tenants", "True", op="ne", type="foo"),
-                  cond("all_tenants", "x", type="integer")]
+    conditions = [
+        cond("all_tenants", "True", op="ne", type="foo"),
+        cond("all_tenants", "x", type="integer"),
+    ]
     parsed = q.build_query(conditions)
     assert parsed.all_tenants_conditions == tuple(conditions)
     assert parsed.query.traits == ()
@@ -416,8 +461,9 @@ def test_build_query_all_tenants_op_is_still_checked() -> None:
     assert invalid(exc) == bad_op("foo")
 
 
-@pytest.mark.parametrize("field", ["event_type", "message_id", "state", "all_tenants",
-                                   "start_timestamp", None])
+@pytest.mark.parametrize(
+    "field", ["event_type", "message_id", "state", "all_tenants", "start_timestamp", None]
+)
 @pytest.mark.parametrize("op", ["foo", "EQ", "=", "<", "eq ", "lte"])
 def test_build_query_unknown_operator(field: str | None, op: str) -> None:
     with pytest.raises(InvalidQuery) as exc:
@@ -427,8 +473,12 @@ def test_build_query_unknown_operator(field: str | None, op: str) -> None:
 
 @pytest.mark.parametrize(
     ("field", "wanted"),
-    [("event_type", "eq"), ("message_id", "eq"), ("start_timestamp", "ge"),
-     ("end_timestamp", "le")],
+    [
+        ("event_type", "eq"),
+        ("message_id", "eq"),
+        ("start_timestamp", "ge"),
+        ("end_timestamp", "le"),
+    ],
 )
 @pytest.mark.parametrize("op", q.OPERATORS)
 def test_build_query_event_field_operators(field: str, wanted: str, op: str) -> None:
@@ -509,10 +559,13 @@ def test_build_query_only_raises_invalid_query(conditions: list[RawCondition]) -
 
 
 @FAST
-@given(st.lists(st.builds(RawCondition, field=st.text(), op=st.text(), type=st.text(),
-                          value=st.text()), max_size=4))
-def test_build_query_only_raises_invalid_query_for_any_text(
-        conditions: list[RawCondition]) -> None:
+@given(
+    st.lists(
+        st.builds(RawCondition, field=st.text(), op=st.text(), type=st.text(), value=st.text()),
+        max_size=4,
+    )
+)
+def test_build_query_only_raises_invalid_query_for_any_text(conditions: list[RawCondition]) -> None:
     try:
         q.build_query(conditions)
     except InvalidQuery as exc:
@@ -527,22 +580,38 @@ def test_parse_sort_empty_is_the_default() -> None:
 
 
 @pytest.mark.parametrize("key", q.SORT_KEYS)
-@pytest.mark.parametrize(("suffix", "descending"),
-                         [("", False), (":", False), (":asc", False), (":desc", True)])
-def test_parse_sort_accepts_every_key_and_direction(key: str, suffix: str,
-                                                    descending: bool) -> None:
+@pytest.mark.parametrize(
+    ("suffix", "descending"), [("", False), (":", False), (":asc", False), (":desc", True)]
+)
+def test_parse_sort_accepts_every_key_and_direction(
+    key: str, suffix: str, descending: bool
+) -> None:
     assert q.parse_sort([key + suffix]) == (SortKey(key, descending),)
 
 
 def test_parse_sort_keeps_order_and_duplicates() -> None:
     assert q.parse_sort(["message_id:desc", "generated", "message_id:asc"]) == (
-        SortKey("message_id", True), SortKey("generated"), SortKey("message_id"),
+        SortKey("message_id", True),
+        SortKey("generated"),
+        SortKey("message_id"),
     )
 
 
 @pytest.mark.parametrize(
-    "item", ["foo:asc", "foo", "", ":", ":asc", "Generated", "MESSAGE_ID:asc", " generated",
-             "generated ", "event_type", "generated,message_id"],
+    "item",
+    [
+        "foo:asc",
+        "foo",
+        "",
+        ":",
+        ":asc",
+        "Generated",
+        "MESSAGE_ID:asc",
+        " generated",
+        "generated ",
+        "event_type",
+        "generated,message_id",
+    ],
 )
 def test_parse_sort_rejects_keys(item: str) -> None:
     with pytest.raises(InvalidQuery) as exc:
@@ -551,8 +620,16 @@ def test_parse_sort_rejects_keys(item: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "item", ["generated:up", "generated:DESC", "generated:Asc", "generated:desc:extra",
-             "message_id:descending", "message_id: asc", "generated::"],
+    "item",
+    [
+        "generated:up",
+        "generated:DESC",
+        "generated:Asc",
+        "generated:desc:extra",
+        "message_id:descending",
+        "message_id: asc",
+        "generated::",
+    ],
 )
 def test_parse_sort_rejects_directions(item: str) -> None:
     with pytest.raises(InvalidQuery) as exc:
@@ -567,12 +644,18 @@ def test_parse_sort_rejects_a_bad_item_among_good_ones() -> None:
 
 
 @FAST
-@given(st.lists(st.tuples(st.sampled_from(q.SORT_KEYS),
-                          st.sampled_from([None, "", "asc", "desc"])), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(q.SORT_KEYS), st.sampled_from([None, "", "asc", "desc"])),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_parse_sort_accepts_any_valid_combination(pairs: list[tuple[str, str | None]]) -> None:
     items = [key if direction is None else f"{key}:{direction}" for key, direction in pairs]
-    assert q.parse_sort(items) == tuple(SortKey(key, direction == "desc")
-                                        for key, direction in pairs)
+    assert q.parse_sort(items) == tuple(
+        SortKey(key, direction == "desc") for key, direction in pairs
+    )
 
 
 @FAST
@@ -591,8 +674,19 @@ def test_parse_sort_rejects_everything_else_with_panko_text(item: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(None, 100), ("0", 100), ("-0", 100), ("1", 1), ("5", 5), ("+3", 3), (" 7 ", 7),
-     ("100", 100), ("1000", 1000), ("1001", 1000), ("99999999999999999999", 1000)],
+    [
+        (None, 100),
+        ("0", 100),
+        ("-0", 100),
+        ("1", 1),
+        ("5", 5),
+        ("+3", 3),
+        (" 7 ", 7),
+        ("100", 100),
+        ("1000", 1000),
+        ("1001", 1000),
+        ("99999999999999999999", 1000),
+    ],
 )
 def test_parse_limit(raw: str | None, expected: int) -> None:
     assert q.parse_limit(raw, default=100, maximum=1000) == expected
@@ -634,8 +728,11 @@ def test_parse_limit_repeated() -> None:
 
 
 @FAST
-@given(st.integers(min_value=0, max_value=10**30), st.integers(min_value=1, max_value=10**6),
-       st.integers(min_value=1, max_value=10**6))
+@given(
+    st.integers(min_value=0, max_value=10**30),
+    st.integers(min_value=1, max_value=10**6),
+    st.integers(min_value=1, max_value=10**6),
+)
 def test_parse_limit_property(n: int, default: int, maximum: int) -> None:
     assert q.parse_limit(str(n), default, maximum) == min(n or default, maximum)
 
@@ -650,10 +747,14 @@ def test_parse_limit_property(n: int, default: int, maximum: int) -> None:
         ((SortKey("generated", True),), (SortKey("generated", True), SortKey("message_id"))),
         ((SortKey("generated"),), (SortKey("generated"), SortKey("message_id"))),
         ((SortKey("message_id", True),), (SortKey("message_id", True),)),
-        ((SortKey("message_id", True), SortKey("generated")),
-         (SortKey("message_id", True), SortKey("generated"))),
-        ((SortKey("generated"), SortKey("generated", True)),
-         (SortKey("generated"), SortKey("generated", True), SortKey("message_id"))),
+        (
+            (SortKey("message_id", True), SortKey("generated")),
+            (SortKey("message_id", True), SortKey("generated")),
+        ),
+        (
+            (SortKey("generated"), SortKey("generated", True)),
+            (SortKey("generated"), SortKey("generated", True), SortKey("message_id")),
+        ),
     ],
 )
 def test_effective_sort(sort: tuple[SortKey, ...], effective: tuple[SortKey, ...]) -> None:
@@ -685,9 +786,19 @@ def test_with_scope_returns_a_copy() -> None:
 
 @pytest.mark.parametrize(
     ("roles", "admin"),
-    [("admin", True), ("Admin", True), ("ADMIN", True), ("member,admin", True),
-     (" member , admin ", True), ("member", False), ("", False), (None, False),
-     ("administrator", False), ("reader,_member_", False), ("annals:publisher", False)],
+    [
+        ("admin", True),
+        ("Admin", True),
+        ("ADMIN", True),
+        ("member,admin", True),
+        (" member , admin ", True),
+        ("member", False),
+        ("", False),
+        (None, False),
+        ("administrator", False),
+        ("reader,_member_", False),
+        ("annals:publisher", False),
+    ],
 )
 def test_credentials_from_headers(roles: str | None, admin: bool) -> None:
     creds = Credentials.from_headers("u", "p", roles)
@@ -702,8 +813,13 @@ def test_credentials_from_headers_empty_identity_is_none() -> None:
 
 @pytest.mark.parametrize(
     "creds",
-    [Credentials(), Credentials(user_id="u"), Credentials(project_id="p"),
-     Credentials(roles=("admin",)), Credentials(project_id="p", roles=("admin",))],
+    [
+        Credentials(),
+        Credentials(user_id="u"),
+        Credentials(project_id="p"),
+        Credentials(roles=("admin",)),
+        Credentials(project_id="p", roles=("admin",)),
+    ],
 )
 def test_require_context(creds: Credentials) -> None:
     with pytest.raises(Forbidden) as exc:
@@ -722,8 +838,9 @@ def test_require_admin() -> None:
 
 def test_event_scope() -> None:
     assert policy.event_scope(ADMIN) == Scope(ScopeKind.ADMIN_PROJECT, project_id="project-admin")
-    assert policy.event_scope(MEMBER) == Scope(ScopeKind.OWNER, project_id="project-a",
-                                               user_id="user-a")
+    assert policy.event_scope(MEMBER) == Scope(
+        ScopeKind.OWNER, project_id="project-a", user_id="user-a"
+    )
 
 
 # --- policy.scope_query -------------------------------------------------------------------
@@ -738,8 +855,11 @@ def all_tenants_trait(value: str) -> TraitFilter:
 
 
 def test_scope_query_keeps_the_rest_of_the_query() -> None:
-    conditions = [cond("event_type", "e"), cond("state", "on"),
-                  cond("start_timestamp", "2024-01-01", op="ge")]
+    conditions = [
+        cond("event_type", "e"),
+        cond("state", "on"),
+        cond("start_timestamp", "2024-01-01", op="ge"),
+    ]
     for creds in (ADMIN, MEMBER):
         query = scoped(creds, conditions)
         assert query.event_type == "e"
@@ -801,51 +921,62 @@ def test_member_all_tenants_with_bad_type_or_value() -> None:
     assert invalid(exc) == bad_type("foo")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN DEVIATION (documented in the README): when a request has several invalid entries, "
-    "a different one may be reported first. Panko's _event_query_to_event_filter converts "
-    "each q entry in order, including a member's (or a widened admin's) all_tenants entry, so "
-    "the first bad entry decides the message; Annals validates every non-all_tenants entry in "
-    "build_query first and only converts all_tenants later in policy.scope_query, so a later "
-    "error is reported instead."
-))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "KNOWN DEVIATION (documented in the README): when a request has several invalid entries, "
+        "a different one may be reported first. Panko's _event_query_to_event_filter converts "
+        "each q entry in order, including a member's (or a widened admin's) all_tenants entry, so "
+        "the first bad entry decides the message; Annals validates every non-all_tenants entry in "
+        "build_query first and only converts all_tenants later in policy.scope_query, so a later "
+        "error is reported instead."
+    ),
+)
 def test_member_all_tenants_error_is_reported_in_request_order() -> None:
     with pytest.raises(InvalidQuery) as exc:
-        scoped(MEMBER, [cond("all_tenants", "True", type="foo"),
-                        cond("event_type", "e", op="ne")])
+        scoped(MEMBER, [cond("all_tenants", "True", type="foo"), cond("event_type", "e", op="ne")])
     assert invalid(exc) == bad_type("foo")
 
 
-at_value = st.one_of(st.none(), st.text(max_size=10),
-                     st.sampled_from([*TRUE_STRINGS, "TRUE", " Yes ", "False", "0", ""]))
+at_value = st.one_of(
+    st.none(),
+    st.text(max_size=10),
+    st.sampled_from([*TRUE_STRINGS, "TRUE", " Yes ", "False", "0", ""]),
+)
 any_conditions = st.lists(
     st.one_of(
-        st.builds(RawCondition, field=st.just("all_tenants"),
-                  op=st.sampled_from([None, "", *q.OPERATORS]),
-                  type=st.sampled_from([None, "", *q.SUPPORTED_TYPES, "foo"]), value=at_value),
+        st.builds(
+            RawCondition,
+            field=st.just("all_tenants"),
+            op=st.sampled_from([None, "", *q.OPERATORS]),
+            type=st.sampled_from([None, "", *q.SUPPORTED_TYPES, "foo"]),
+            value=at_value,
+        ),
         raw_conditions,
     ),
     max_size=6,
 )
-identities = st.builds(Credentials, user_id=st.text(min_size=1, max_size=8),
-                       project_id=st.text(min_size=1, max_size=8),
-                       roles=st.lists(st.sampled_from(["member", "reader", "administrator"]),
-                                      max_size=2).map(tuple))
+identities = st.builds(
+    Credentials,
+    user_id=st.text(min_size=1, max_size=8),
+    project_id=st.text(min_size=1, max_size=8),
+    roles=st.lists(st.sampled_from(["member", "reader", "administrator"]), max_size=2).map(tuple),
+)
 
 
 @FAST
 @given(identities, any_conditions)
-def test_scope_query_never_widens_a_member(creds: Credentials,
-                                           conditions: list[RawCondition]) -> None:
+def test_scope_query_never_widens_a_member(
+    creds: Credentials, conditions: list[RawCondition]
+) -> None:
     try:
         parsed = q.build_query(conditions)
         query = policy.scope_query(parsed, creds)
     except InvalidQuery:
         return
-    assert query.scope == Scope(ScopeKind.OWNER, project_id=creds.project_id,
-                                user_id=creds.user_id)
+    assert query.scope == Scope(ScopeKind.OWNER, project_id=creds.project_id, user_id=creds.user_id)
     # every all_tenants condition became a filter on a trait of that name
-    extra = query.traits[len(parsed.query.traits):]
+    extra = query.traits[len(parsed.query.traits) :]
     assert query.traits[: len(parsed.query.traits)] == parsed.query.traits
     assert len(extra) == len(parsed.all_tenants_conditions)
     assert all(flt.name == "all_tenants" for flt in extra)
@@ -854,15 +985,15 @@ def test_scope_query_never_widens_a_member(creds: Credentials,
 @FAST
 @given(any_conditions, st.sampled_from(["admin", "Admin", "ADMIN"]))
 def test_scope_query_for_an_admin(conditions: list[RawCondition], role: str) -> None:
-    creds = Credentials(user_id="admin-user", project_id="project-admin",
-                        roles=("member", role))
+    creds = Credentials(user_id="admin-user", project_id="project-admin", roles=("member", role))
     try:
         parsed = q.build_query(conditions)
     except InvalidQuery:
         return
     flags = [bool(strutils.bool_from_string(c.value)) for c in parsed.all_tenants_conditions]
-    after_first_true = (parsed.all_tenants_conditions[flags.index(True) + 1:]
-                        if True in flags else ())
+    after_first_true = (
+        parsed.all_tenants_conditions[flags.index(True) + 1 :] if True in flags else ()
+    )
     try:
         query = policy.scope_query(parsed, creds)
     except InvalidQuery:
@@ -873,5 +1004,4 @@ def test_scope_query_for_an_admin(conditions: list[RawCondition], role: str) -> 
         assert query.scope == Scope.everything()
     else:
         assert query.scope == Scope(ScopeKind.ADMIN_PROJECT, project_id="project-admin")
-    assert query.traits == parsed.query.traits + tuple(
-        q.trait_filter(c) for c in after_first_true)
+    assert query.traits == parsed.query.traits + tuple(q.trait_filter(c) for c in after_first_true)

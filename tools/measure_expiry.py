@@ -62,8 +62,10 @@ def main() -> None:
     started = time.perf_counter()
     result = driver.clear_expired_data(30 * 86400, batch_size, now=now)
     took = time.perf_counter() - started
-    print(f"expired {result.deleted} events in {result.batches} batches of {batch_size} "
-          f"in {took:.1f} s ({result.deleted / took:.0f} events/s)")
+    print(
+        f"expired {result.deleted} events in {result.batches} batches of {batch_size} "
+        f"in {took:.1f} s ({result.deleted / took:.0f} events/s)"
+    )
     print(f"left: {sum(driver.event_type_counts().values())} events")
     driver.close()
 

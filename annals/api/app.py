@@ -28,10 +28,13 @@ from annals.storage.base import StorageDriver
 WSGIApp = Any  # a PEP 3333 application; the middleware classes are untyped
 
 
-def create_falcon_app(driver: StorageDriver, settings: Settings,
-                      body_limit: int = 10 * 1024 * 1024,
-                      publisher_credentials: Sequence[str] = (),
-                      auth_mode: str = "noauth") -> falcon.App[Any, Any]:
+def create_falcon_app(
+    driver: StorageDriver,
+    settings: Settings,
+    body_limit: int = 10 * 1024 * 1024,
+    publisher_credentials: Sequence[str] = (),
+    auth_mode: str = "noauth",
+) -> falcon.App[Any, Any]:
     identity = KeystoneIdentity() if auth_mode == "keystone" else NoAuthIdentity()
     middleware: list[Any] = [
         Utf8Path(),
@@ -54,8 +57,7 @@ def create_falcon_app(driver: StorageDriver, settings: Settings,
     app.add_route("/v2/event_types", res(event_types.EventTypes))
     app.add_route("/v2/event_types/{event_type}", res(event_types.EventType))
     app.add_route("/v2/event_types/{event_type}/traits", res(event_types.TraitDescriptions))
-    app.add_route("/v2/event_types/{event_type}/traits/{trait_name}",
-                  res(event_types.TraitValues))
+    app.add_route("/v2/event_types/{event_type}/traits/{trait_name}", res(event_types.TraitValues))
 
     app.add_error_handler(Exception, api_errors.handle_unexpected)
     app.add_error_handler(errors.AnnalsError, api_errors.handle_domain)
@@ -74,8 +76,9 @@ def create_app(conf: cfg.ConfigOpts, driver: StorageDriver) -> WSGIApp:
         policy=Policy(conf),
     )
     auth_mode: str = conf.api.auth_mode
-    wsgi: WSGIApp = create_falcon_app(driver, settings, conf.api.max_request_body_size,
-                                      conf.api.publisher_credentials, auth_mode)
+    wsgi: WSGIApp = create_falcon_app(
+        driver, settings, conf.api.max_request_body_size, conf.api.publisher_credentials, auth_mode
+    )
     if auth_mode == "keystone":
         wsgi = keystone_auth_token(wsgi, conf)
     wsgi = cors.CORS(wsgi, conf)
@@ -95,6 +98,4 @@ def keystone_auth_token(app: WSGIApp, conf: cfg.ConfigOpts) -> WSGIApp:
     """
     from keystonemiddleware import auth_token  # noqa: PLC0415 - only in keystone mode
 
-    return auth_token.AuthProtocol(
-        app, {"oslo_config_config": conf, "delay_auth_decision": True}
-    )
+    return auth_token.AuthProtocol(app, {"oslo_config_config": conf, "delay_auth_decision": True})

@@ -41,8 +41,9 @@ def _respond(req: falcon.Request, resp: falcon.Response, status: int, message: s
     resp.data = error_body(status, message, fmt)
 
 
-def handle_domain(req: falcon.Request, resp: falcon.Response, exc: Exception,
-                  params: dict[str, Any]) -> None:
+def handle_domain(
+    req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
+) -> None:
     status = status_of(exc)
     message = exc.message if isinstance(exc, errors.AnnalsError) else str(exc)
     if status >= 500:
@@ -52,24 +53,29 @@ def handle_domain(req: falcon.Request, resp: falcon.Response, exc: Exception,
     _respond(req, resp, status, message)
 
 
-def handle_not_acceptable(req: falcon.Request, resp: falcon.Response, exc: Exception,
-                          params: dict[str, Any]) -> None:
+def handle_not_acceptable(
+    req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
+) -> None:
     accept = exc.accept if isinstance(exc, NotAcceptable) else ""
-    _respond(req, resp, 406,
-             f"The resource could not be generated that was acceptable to your browser "
-             f"(content of type {accept}).")
+    _respond(
+        req,
+        resp,
+        406,
+        f"The resource could not be generated that was acceptable to your browser "
+        f"(content of type {accept}).",
+    )
 
 
-def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception,
-                      params: dict[str, Any]) -> None:
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
+) -> None:
     if isinstance(exc, falcon.HTTPError):
         raise exc
     LOG.exception("unexpected error serving %s %s", req.method, req.path)
     _respond(req, resp, 500, "Internal server error; the details are in the server log.")
 
 
-def serialize_http_error(req: falcon.Request, resp: falcon.Response,
-                         exc: falcon.HTTPError) -> None:
+def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
     """Falcon's own errors (404, 405, 413...) in Panko's shape."""
     status = int(exc.status_code)
     message = exc.description or exc.title or str(status)

@@ -43,8 +43,9 @@ def parse_query_string(query_string: str, allowed: Sequence[str]) -> dict[str, l
     ``q.<attr>`` names count as ``q``.
     """
     try:
-        pairs = parse_qsl(query_string, keep_blank_values=True, errors="strict",
-                          max_num_fields=100_000)
+        pairs = parse_qsl(
+            query_string, keep_blank_values=True, errors="strict", max_num_fields=100_000
+        )
     except UnicodeDecodeError:
         raise InvalidQuery("The query string is not valid UTF-8") from None
     except ValueError as exc:
@@ -112,8 +113,9 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def event_list_params(query_string: str, body: bytes | None,
-                      content_type: str | None) -> EventListParams:
+def event_list_params(
+    query_string: str, body: bytes | None, content_type: str | None
+) -> EventListParams:
     values = parse_query_string(query_string, EVENT_LIST_PARAMS)
     params = EventListParams(
         conditions=conditions_from_query_string(values),
@@ -136,8 +138,7 @@ def _single(values: dict[str, list[str]], name: str) -> str | None:
     return got[-1] if got else None
 
 
-def _merge_body(params: EventListParams, values: dict[str, list[str]],
-                doc: dict[str, Any]) -> None:
+def _merge_body(params: EventListParams, values: dict[str, list[str]], doc: dict[str, Any]) -> None:
     unknown = [k for k in doc if k not in EVENT_LIST_PARAMS]
     if unknown:
         raise _unknown(unknown)

@@ -142,8 +142,7 @@ def render_trait_descriptions(descs: Iterable[TraitDescription], fmt: Format) ->
     return render([trait_description_doc(d) for d in descs], fmt)
 
 
-def render_capabilities(api: Mapping[str, bool], storage: Mapping[str, bool],
-                        fmt: Format) -> bytes:
+def render_capabilities(api: Mapping[str, bool], storage: Mapping[str, bool], fmt: Format) -> bytes:
     if fmt.is_xml:
         return to_xml({"api": XmlDict(api), "event_storage": XmlDict(storage)})
     return orjson.dumps({"api": dict(api), "event_storage": dict(storage)})

@@ -33,8 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        sp.add_argument("--config-file", action="append", default=[], metavar="FILE",
-                        help="oslo.config INI file (repeatable; later files win)")
+        sp.add_argument(
+            "--config-file",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="oslo.config INI file (repeatable; later files win)",
+        )
         sp.add_argument("--debug", action="store_true", help="log at DEBUG level")
         sp.set_defaults(module=module_name)
         importlib.import_module(module_name).add_arguments(sp)

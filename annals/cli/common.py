@@ -16,5 +16,8 @@ def load_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
 
 
 def open_driver(conf: cfg.ConfigOpts) -> StorageDriver:
-    return get_driver(config.database_url(conf), pool_size=conf.database.max_pool_size,
-                      pool_timeout=conf.database.pool_timeout)
+    return get_driver(
+        config.database_url(conf),
+        pool_size=conf.database.max_pool_size,
+        pool_timeout=conf.database.pool_timeout,
+    )

@@ -23,8 +23,12 @@ LOG = logging.getLogger("annals.expirer")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval", type=float, metavar="SECONDS",
-                        help="keep running, expiring every SECONDS (default: run once)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="keep running, expiring every SECONDS (default: run once)",
+    )
 
 
 def expire_once(driver: StorageDriver, conf: cfg.ConfigOpts) -> int:
@@ -35,13 +39,18 @@ def expire_once(driver: StorageDriver, conf: cfg.ConfigOpts) -> int:
     result = driver.clear_expired_data(ttl, conf.database.events_delete_batch_size)
     if result.deleted:
         driver.refresh_statistics()
-    LOG.info("expired %d events generated before %s in %d batches",
-             result.deleted, result.cutoff.isoformat() if result.cutoff else "-", result.batches)
+    LOG.info(
+        "expired %d events generated before %s in %d batches",
+        result.deleted,
+        result.cutoff.isoformat() if result.cutoff else "-",
+        result.batches,
+    )
     if result.removed_event_types:
         LOG.info("removed event types without events: %s", ", ".join(result.removed_event_types))
     if result.removed_trait_types:
-        LOG.info("removed trait descriptions without traits: %s",
-                 ", ".join(result.removed_trait_types))
+        LOG.info(
+            "removed trait descriptions without traits: %s", ", ".join(result.removed_trait_types)
+        )
     return result.deleted
 
 

@@ -25,15 +25,27 @@ LOG = logging.getLogger("annals.import_panko")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="source", required=True, metavar="URL",
-                        help="SQLAlchemy URL of the Panko database (read only)")
-    parser.add_argument("--batch-size", type=int, default=1000,
-                        help="events per transaction (default 1000)")
-    parser.add_argument("--state-file", type=Path,
-                        help="where progress is kept for resuming (default: in the data "
-                             "directory, one file per source URL)")
-    parser.add_argument("--restart", action="store_true",
-                        help="ignore saved progress and start from the first event")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="SQLAlchemy URL of the Panko database (read only)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="events per transaction (default 1000)"
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="where progress is kept for resuming (default: in the data "
+        "directory, one file per source URL)",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore saved progress and start from the first event",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -64,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
         print("annals import-panko: --batch-size must be at least 1", file=sys.stderr)
         return 2
     conf = load_conf(args)
-    data_dir = Path(conf.database.data_dir) if conf.database.data_dir else (
-        config.default_data_dir())
+    data_dir = (
+        Path(conf.database.data_dir) if conf.database.data_dir else (config.default_data_dir())
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     state = _state_path(args, data_dir)
     start = 0 if args.restart else _load_state(state)
@@ -80,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
         if start:
             LOG.info("resuming after Panko event id %d (%d events left)", start, total)
         show = not args.no_progress and sys.stderr.isatty()
-        with tqdm(total=total, unit="ev", disable=not show, desc="importing",
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=total, unit="ev", disable=not show, desc="importing", file=sys.stderr
+        ) as bar:
             for page in source.pages(start, args.batch_size):
                 result = driver.record_events(page.events)
                 stored += result.stored
@@ -118,8 +132,7 @@ def _verify(panko: dict[str, int], annals: dict[str, int], rejected: int) -> int
         print(f"verification FAILED: {short} events missing in Annals", file=sys.stderr)
         return 1
     if short:
-        print(f"verification: {short} events missing, all of them rejected above",
-              file=sys.stderr)
+        print(f"verification: {short} events missing, all of them rejected above", file=sys.stderr)
         return 1
     print("verification passed")
     return 0

@@ -27,10 +27,12 @@ SHOWN_REJECTIONS = 50
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE|-", help="JSON lines file, or - for stdin")
-    parser.add_argument("--batch-size", type=int,
-                        help="events per transaction (default: [import] batch_size)")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar even on a terminal")
+    parser.add_argument(
+        "--batch-size", type=int, help="events per transaction (default: [import] batch_size)"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar even on a terminal"
+    )
 
 
 @dataclass
@@ -40,8 +42,9 @@ class Summary:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-def import_stream(driver: StorageDriver, stream: IO[bytes], batch_size: int,
-                  progress: tqdm[Any] | None = None) -> Summary:
+def import_stream(
+    driver: StorageDriver, stream: IO[bytes], batch_size: int, progress: tqdm[Any] | None = None
+) -> Summary:
     summary = Summary()
     batch: list[Event] = []
 
@@ -70,8 +73,12 @@ def import_stream(driver: StorageDriver, stream: IO[bytes], batch_size: int,
         if len(batch) >= batch_size:
             flush()
             if progress is not None:
-                progress.set_postfix(stored=summary.stored, dup=summary.duplicates,
-                                     rejected=len(summary.rejected), refresh=False)
+                progress.set_postfix(
+                    stored=summary.stored,
+                    dup=summary.duplicates,
+                    rejected=len(summary.rejected),
+                    refresh=False,
+                )
     flush()
     return summary
 
@@ -97,8 +104,14 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             total = _size(stream)
         show = not args.no_progress and sys.stderr.isatty()
-        with tqdm(total=total, unit="B", unit_scale=True, disable=not show,
-                  desc="importing", file=sys.stderr) as bar:
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            disable=not show,
+            desc="importing",
+            file=sys.stderr,
+        ) as bar:
             try:
                 summary = import_stream(driver, stream, batch_size, bar if show else None)
             finally:

@@ -115,8 +115,9 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
         seen.add((name, trait_type))
         if name in OWNER_TRAITS and trait_type is TraitType.STRING:
             _check_text(str(parts[2]), f"{what} ({name})", NAME_LENGTH)
-        traits.append(Trait(name, trait_type, _trait_value(trait_type, dtype, parts[2],
-                                                           f"{what} ({name})")))
+        traits.append(
+            Trait(name, trait_type, _trait_value(trait_type, dtype, parts[2], f"{what} ({name})"))
+        )
     return tuple(traits)
 
 
@@ -141,4 +142,3 @@ def parse_batch(docs: Any) -> list[Event]:
     if not isinstance(docs, list):
         raise InvalidEvent("the body must be an event object or a list of event objects")
     return [parse_event(doc, f"event {index}") for index, doc in enumerate(docs)]
-

@@ -62,8 +62,9 @@ class StorageDriver(abc.ABC):
     def event_type_counts(self) -> dict[str, int]:
         """Number of stored events per event type (operations, verification)."""
 
-    def clear_expired_data(self, ttl_seconds: int, batch_size: int = 0,
-                           now: dt.datetime | None = None) -> ExpiryResult:
+    def clear_expired_data(
+        self, ttl_seconds: int, batch_size: int = 0, now: dt.datetime | None = None
+    ) -> ExpiryResult:
         """Delete every event generated more than ``ttl_seconds`` before ``now``.
 
         Deletion runs in transactions of ``batch_size`` events (0: DEFAULT_EXPIRY_BATCH), so a

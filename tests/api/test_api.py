@@ -21,8 +21,13 @@ def doc(n: int, **extra: Any) -> dict[str, Any]:
         "message_id": f"m-{n}",
         "event_type": "compute.instance.create.end",
         "generated": f"2024-05-01T12:00:{n:02d}.000001",
-        "traits": [["project_id", 1, "project-a"], ["user_id", 1, "user-a"],
-                   ["memory_mb", 2, 512 * n], ["load", 3, 0.5], ["at", 4, "2024-05-01T00:00:00"]],
+        "traits": [
+            ["project_id", 1, "project-a"],
+            ["user_id", 1, "user-a"],
+            ["memory_mb", 2, 512 * n],
+            ["load", 3, 0.5],
+            ["at", 4, "2024-05-01T00:00:00"],
+        ],
         "raw": {"payload": {"n": n}},
     }
     base.update(extra)
@@ -31,14 +36,19 @@ def doc(n: int, **extra: Any) -> dict[str, Any]:
 
 def post(client: httpx.Client, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     # stdlib json: it can write integers beyond 64 bits, which the tests send on purpose
-    return client.post("/v2/events", content=json.dumps(body),
-                       headers={"Content-Type": "application/json",
-                                **(ADMIN if headers is None else headers)})
+    return client.post(
+        "/v2/events",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json", **(ADMIN if headers is None else headers)},
+    )
 
 
 def all_events(client: httpx.Client) -> list[dict[str, Any]]:
-    resp = client.get("/v2/events", params={"q.field": "all_tenants", "q.value": "True",
-                                            "limit": "10000"}, headers=ADMIN)
+    resp = client.get(
+        "/v2/events",
+        params={"q.field": "all_tenants", "q.value": "True", "limit": "10000"},
+        headers=ADMIN,
+    )
     assert resp.status_code == 200
     result: list[dict[str, Any]] = resp.json()
     return result
@@ -70,14 +80,42 @@ def test_post_stores_and_reports_duplicates(client: httpx.Client) -> None:
         ({"message_id": "", "event_type": "x", "generated": "2024-01-01T00:00:00"}, "message_id"),
         ({"message_id": "a", "generated": "2024-01-01T00:00:00"}, "event_type"),
         ({"message_id": "a", "event_type": "x", "generated": "yesterday"}, "generated"),
-        ({"message_id": "a", "event_type": "x", "generated": "2024-01-01T00:00:00",
-          "traits": [["n", 2, "abc"]]}, "64-bit integer"),
-        ({"message_id": "a", "event_type": "x", "generated": "2024-01-01T00:00:00",
-          "traits": [["n", 2, 2**64]]}, "64-bit integer"),
-        ({"message_id": "a", "event_type": "x", "generated": "2024-01-01T00:00:00",
-          "traits": [["n", 9, "v"]]}, "dtype"),
-        ({"message_id": "a", "event_type": "x", "generated": "2024-01-01T00:00:00",
-          "traits": [["s", 1, "x" * 501]]}, "longer than 500"),
+        (
+            {
+                "message_id": "a",
+                "event_type": "x",
+                "generated": "2024-01-01T00:00:00",
+                "traits": [["n", 2, "abc"]],
+            },
+            "64-bit integer",
+        ),
+        (
+            {
+                "message_id": "a",
+                "event_type": "x",
+                "generated": "2024-01-01T00:00:00",
+                "traits": [["n", 2, 2**64]],
+            },
+            "64-bit integer",
+        ),
+        (
+            {
+                "message_id": "a",
+                "event_type": "x",
+                "generated": "2024-01-01T00:00:00",
+                "traits": [["n", 9, "v"]],
+            },
+            "dtype",
+        ),
+        (
+            {
+                "message_id": "a",
+                "event_type": "x",
+                "generated": "2024-01-01T00:00:00",
+                "traits": [["s", 1, "x" * 501]],
+            },
+            "longer than 500",
+        ),
         ({"message_id": "a\x00b", "event_type": "x", "generated": "2024-01-01T00:00:00"}, "NUL"),
         ("not an object", "JSON object"),
     ],
@@ -97,8 +135,9 @@ def test_post_needs_admin_json_and_a_sane_size(make_client: Callable[..., httpx.
     assert post(client, [doc(1)], {}).status_code == 403
     resp = client.post("/v2/events", content=b"[]", headers={**ADMIN, "Content-Type": "text/plain"})
     assert resp.status_code == 415
-    resp = client.post("/v2/events", content=b"{nope",
-                       headers={**ADMIN, "Content-Type": "application/json"})
+    resp = client.post(
+        "/v2/events", content=b"{nope", headers={**ADMIN, "Content-Type": "application/json"}
+    )
     assert resp.status_code == 400
     resp = post(client, [doc(n) for n in range(40)])
     assert resp.status_code == 413
@@ -132,8 +171,14 @@ def test_limit_is_capped(make_client: Callable[..., httpx.Client]) -> None:
 
 
 def test_member_sees_only_own_events(client: httpx.Client) -> None:
-    post(client, [doc(1), doc(2, traits=[["project_id", 1, "project-b"], ["user_id", 1, "user-a"]]),
-                  doc(3, traits=[["project_id", 1, "project-a"], ["user_id", 1, "user-b"]])])
+    post(
+        client,
+        [
+            doc(1),
+            doc(2, traits=[["project_id", 1, "project-b"], ["user_id", 1, "user-a"]]),
+            doc(3, traits=[["project_id", 1, "project-a"], ["user_id", 1, "user-b"]]),
+        ],
+    )
     got = client.get("/v2/events", headers=MEMBER_A).json()
     assert [e["message_id"] for e in got] == ["m-1"]
     assert client.get("/v2/events/m-2", headers=MEMBER_A).status_code == 404
@@ -144,17 +189,30 @@ def test_member_sees_only_own_events(client: httpx.Client) -> None:
 
 def test_json_body_on_get(client: httpx.Client) -> None:
     post(client, [doc(1), doc(2)])
-    body = {"q": [{"field": "all_tenants", "value": "True"},
-                  {"field": "memory_mb", "op": "ge", "type": "integer", "value": "1000"}]}
-    resp = client.request("GET", "/v2/events", content=orjson.dumps(body),
-                          headers={**ADMIN, "Content-Type": "application/json"})
+    body = {
+        "q": [
+            {"field": "all_tenants", "value": "True"},
+            {"field": "memory_mb", "op": "ge", "type": "integer", "value": "1000"},
+        ]
+    }
+    resp = client.request(
+        "GET",
+        "/v2/events",
+        content=orjson.dumps(body),
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
     assert [e["message_id"] for e in resp.json()] == ["m-2"]
     for bad in (b"[]", b'{"x": 1}', b"{}", b"nope", b'{"q": "state"}'):
-        resp = client.request("GET", "/v2/events", content=bad,
-                              headers={**ADMIN, "Content-Type": "application/json"})
+        resp = client.request(
+            "GET", "/v2/events", content=bad, headers={**ADMIN, "Content-Type": "application/json"}
+        )
         assert resp.status_code == 400, bad
-    resp = client.request("GET", "/v2/events", content=orjson.dumps(body),
-                          headers={**ADMIN, "Content-Type": "text/plain"})
+    resp = client.request(
+        "GET",
+        "/v2/events",
+        content=orjson.dumps(body),
+        headers={**ADMIN, "Content-Type": "text/plain"},
+    )
     assert resp.status_code == 415
 
 
@@ -172,9 +230,14 @@ ERROR_REQUESTS: list[tuple[str, str, dict[str, str], int]] = [
 
 @pytest.mark.parametrize(("method", "path", "headers", "status"), ERROR_REQUESTS)
 @pytest.mark.parametrize("accept", [None, "application/xml"])
-def test_every_error_has_pankos_shape(client: httpx.Client, method: str, path: str,
-                                      headers: dict[str, str], status: int,
-                                      accept: str | None) -> None:
+def test_every_error_has_pankos_shape(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    accept: str | None,
+) -> None:
     if accept and "Accept" not in headers:
         headers = {**headers, "Accept": accept}
     resp = client.request(method, path, headers=headers)
@@ -193,9 +256,13 @@ def test_every_error_has_pankos_shape(client: httpx.Client, method: str, path: s
 
 def test_trailing_slashes_and_request_id(client: httpx.Client) -> None:
     post(client, [doc(1)])
-    for path in ("/v2/capabilities/", "/v2/event_types/", "/v2/events/",
-                 "/v2/event_types/compute.instance.create.end/traits/",
-                 "/v2/event_types/compute.instance.create.end/traits/memory_mb/"):
+    for path in (
+        "/v2/capabilities/",
+        "/v2/event_types/",
+        "/v2/events/",
+        "/v2/event_types/compute.instance.create.end/traits/",
+        "/v2/event_types/compute.instance.create.end/traits/memory_mb/",
+    ):
         resp = client.get(path, headers=ADMIN)
         assert resp.status_code == 200, path
         assert resp.headers["x-openstack-request-id"].startswith("req-")
@@ -208,17 +275,29 @@ def test_healthcheck(client: httpx.Client) -> None:
 
 
 def test_proxy_prefix_and_cors(make_client: Callable[..., httpx.Client]) -> None:
-    client = make_client({"oslo_middleware": {"enable_proxy_headers_parsing": True},
-                          "cors": {"allowed_origin": "https://dashboard.example.com"}})
-    resp = client.get("/", headers={"X-Forwarded-Prefix": "/telemetry/events",
-                                    "X-Forwarded-Proto": "https",
-                                    "X-Forwarded-Host": "cloud.example.com"})
+    client = make_client(
+        {
+            "oslo_middleware": {"enable_proxy_headers_parsing": True},
+            "cors": {"allowed_origin": "https://dashboard.example.com"},
+        }
+    )
+    resp = client.get(
+        "/",
+        headers={
+            "X-Forwarded-Prefix": "/telemetry/events",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "cloud.example.com",
+        },
+    )
     link = resp.json()["versions"]["values"][0]["links"][0]["href"]
     assert link == "https://cloud.example.com/telemetry/events/v2"
-    resp = client.options("/v2/events", headers={
-        "Origin": "https://dashboard.example.com",
-        "Access-Control-Request-Method": "GET",
-    })
+    resp = client.options(
+        "/v2/events",
+        headers={
+            "Origin": "https://dashboard.example.com",
+            "Access-Control-Request-Method": "GET",
+        },
+    )
     assert resp.headers["access-control-allow-origin"] == "https://dashboard.example.com"
     resp = client.get("/v2/capabilities", headers={"Origin": "https://evil.example.com"})
     assert "access-control-allow-origin" not in resp.headers

@@ -35,8 +35,12 @@ DEVIATIONS: dict[str, tuple[int, str]] = {
     **{
         name: (200, "SQLite reports storage:production_ready false (single-host, one writer)")
         for name in (
-            "capabilities", "capabilities_anonymous", "capabilities_member",
-            "capabilities_slash", "capabilities_xml", "capabilities_accept_any",
+            "capabilities",
+            "capabilities_anonymous",
+            "capabilities_member",
+            "capabilities_slash",
+            "capabilities_xml",
+            "capabilities_accept_any",
         )
     },
     "events_post": (415, "POST /v2/events records events; a body without JSON type is 415"),
@@ -45,12 +49,23 @@ DEVIATIONS: dict[str, tuple[int, str]] = {
     **{
         name: (200, ADMIN_SEES_TRAITLESS)
         for name in (
-            "events_as_admin", "events_as_admin_of_a", "events_as_admin_of_b",
-            "events_as_admin_multirole", "events_as_admin_capitalised", "events_slash",
-            "events_all_tenants_false", "events_all_tenants_zero", "events_all_tenants_garbage",
-            "events_all_tenants_empty", "events_end_timestamp_le_explicit_single",
-            "events_limit_0_xml", "event_admin_no_traits", "event_admin_int_only",
-            "event_admin_int_project_no_text", "events_body_q_null", "events_body_empty_string",
+            "events_as_admin",
+            "events_as_admin_of_a",
+            "events_as_admin_of_b",
+            "events_as_admin_multirole",
+            "events_as_admin_capitalised",
+            "events_slash",
+            "events_all_tenants_false",
+            "events_all_tenants_zero",
+            "events_all_tenants_garbage",
+            "events_all_tenants_empty",
+            "events_end_timestamp_le_explicit_single",
+            "events_limit_0_xml",
+            "event_admin_no_traits",
+            "event_admin_int_only",
+            "event_admin_int_project_no_text",
+            "events_body_q_null",
+            "events_body_empty_string",
         )
     },
     "events_start_timestamp_bad": (400, "a bad timestamp is the client's error, not a 500"),
@@ -72,8 +87,10 @@ DEVIATIONS: dict[str, tuple[int, str]] = {
     **{
         name: (401, "event types and traits are admin-only, also without identity headers")
         for name in (
-            "event_types_as_anonymous", "event_types_as_member_user_only",
-            "event_type_one_anonymous", "event_type_traits_anonymous",
+            "event_types_as_anonymous",
+            "event_types_as_member_user_only",
+            "event_type_one_anonymous",
+            "event_type_traits_anonymous",
             "event_type_trait_anonymous",
         )
     },
@@ -116,8 +133,10 @@ def test_replay_panko_golden(loaded: StorageDriver, client: httpx.Client) -> Non
         if case["name"] in DEVIATIONS:
             want, _why = DEVIATIONS[case["name"]]
             if resp.status_code != want:
-                failures.append(f"{case['name']}: deviation expects {want}, got "
-                                f"{resp.status_code} {resp.text[:200]}")
+                failures.append(
+                    f"{case['name']}: deviation expects {want}, got "
+                    f"{resp.status_code} {resp.text[:200]}"
+                )
             continue
         problem = _compare(case, resp)
         if problem:
@@ -152,5 +171,5 @@ def _compare(case: dict[str, Any], resp: httpx.Response) -> str | None:
 def _our_fault(resp: httpx.Response) -> str:
     if "xml" in (resp.headers.get("content-type") or ""):
         start, end = resp.text.find("<faultstring>"), resp.text.find("</faultstring>")
-        return resp.text[start + len("<faultstring>"):end]
+        return resp.text[start + len("<faultstring>") : end]
     return str(resp.json()["error_message"]["faultstring"])

@@ -21,12 +21,17 @@ for line in (Path(__file__).parent / "panko10_events.jsonl").read_text().splitli
     doc = json.loads(line)
     traits = []
     for name, dtype, value in doc["traits"]:
-        if dtype == 4:
-            value = datetime.datetime.fromisoformat(value)
-        traits.append(models.Trait(name, dtype, value))
-    events.append(models.Event(doc["message_id"], doc["event_type"],
-                               datetime.datetime.fromisoformat(doc["generated"]),
-                               traits, doc.get("raw", {})))
+        typed = datetime.datetime.fromisoformat(value) if dtype == 4 else value
+        traits.append(models.Trait(name, dtype, typed))
+    events.append(
+        models.Event(
+            doc["message_id"],
+            doc["event_type"],
+            datetime.datetime.fromisoformat(doc["generated"]),
+            traits,
+            doc.get("raw", {}),
+        )
+    )
 conn.record_events(events)
 print(len(events), "events recorded", file=sys.stderr)
 _ = cfg

@@ -23,9 +23,16 @@ T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456)
 ALL = Scope.everything()
 
 
-def ev(n: int, event_type: str = "compute.instance.create.end", *, project: str | None = "p1",
-       user: str | None = "u1", traits: Sequence[Trait] = (), seconds: int | None = None,
-       raw: object = None) -> Event:
+def ev(
+    n: int,
+    event_type: str = "compute.instance.create.end",
+    *,
+    project: str | None = "p1",
+    user: str | None = "u1",
+    traits: Sequence[Trait] = (),
+    seconds: int | None = None,
+    raw: object = None,
+) -> Event:
     base: list[Trait] = []
     if project is not None:
         base.append(Trait("project_id", TraitType.STRING, project))
@@ -65,8 +72,7 @@ def test_round_trip_preserves_everything(driver: StorageDriver) -> None:
     [got] = driver.get_events(EventQuery(message_id="round-trip"))
     assert got.generated == original.generated
     assert got.raw == original.raw
-    assert sorted(got.traits, key=lambda t: t.name) == sorted(original.traits,
-                                                             key=lambda t: t.name)
+    assert sorted(got.traits, key=lambda t: t.name) == sorted(original.traits, key=lambda t: t.name)
 
 
 def test_duplicates_are_skipped_and_reported(driver: StorageDriver) -> None:
@@ -99,8 +105,9 @@ def test_concurrent_writers_of_the_same_events_store_each_once(driver: StorageDr
     assert len(driver.get_events(EventQuery(limit=1000))) == 200
 
 
-def test_a_failing_batch_stores_nothing(driver: StorageDriver,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_batch_stores_nothing(
+    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A database error half-way through a batch (events written, float traits not yet)
     rolls the whole batch back."""
     real_insert = driver._insert_rows  # type: ignore[attr-defined]
@@ -119,16 +126,39 @@ def test_a_failing_batch_stores_nothing(driver: StorageDriver,
 
 
 def test_filters(driver: StorageDriver) -> None:
-    driver.record_events([
-        ev(1, "a", traits=[Trait("mem", TraitType.INTEGER, 512),
-                           Trait("state", TraitType.STRING, "active")]),
-        ev(2, "b", traits=[Trait("mem", TraitType.INTEGER, 2048),
-                           Trait("state", TraitType.STRING, "error")]),
-        ev(3, "a", traits=[Trait("mem", TraitType.INTEGER, 4096),
-                           Trait("load", TraitType.FLOAT, 0.5)]),
-        ev(4, "c", traits=[Trait("mem", TraitType.STRING, "2048"),
-                           Trait("at", TraitType.DATETIME, T0)]),
-    ])
+    driver.record_events(
+        [
+            ev(
+                1,
+                "a",
+                traits=[
+                    Trait("mem", TraitType.INTEGER, 512),
+                    Trait("state", TraitType.STRING, "active"),
+                ],
+            ),
+            ev(
+                2,
+                "b",
+                traits=[
+                    Trait("mem", TraitType.INTEGER, 2048),
+                    Trait("state", TraitType.STRING, "error"),
+                ],
+            ),
+            ev(
+                3,
+                "a",
+                traits=[Trait("mem", TraitType.INTEGER, 4096), Trait("load", TraitType.FLOAT, 0.5)],
+            ),
+            ev(
+                4,
+                "c",
+                traits=[
+                    Trait("mem", TraitType.STRING, "2048"),
+                    Trait("at", TraitType.DATETIME, T0),
+                ],
+            ),
+        ]
+    )
 
     def q(**kw: object) -> list[str]:
         return ids(driver.get_events(EventQuery(**kw)))  # type: ignore[arg-type]
@@ -144,8 +174,12 @@ def test_filters(driver: StorageDriver) -> None:
     # microsecond boundaries are exact
     assert q(end=T0 + dt.timedelta(seconds=2, microseconds=-1)) == ["msg-0001"]
     expectations = {
-        Op.LT: ["msg-0001"], Op.LE: ["msg-0001", "msg-0002"], Op.EQ: ["msg-0002"],
-        Op.NE: ["msg-0001", "msg-0003"], Op.GE: ["msg-0002", "msg-0003"], Op.GT: ["msg-0003"],
+        Op.LT: ["msg-0001"],
+        Op.LE: ["msg-0001", "msg-0002"],
+        Op.EQ: ["msg-0002"],
+        Op.NE: ["msg-0001", "msg-0003"],
+        Op.GE: ["msg-0002", "msg-0003"],
+        Op.GT: ["msg-0003"],
     }
     for op, want in expectations.items():
         assert q(traits=(tf("mem", TraitType.INTEGER, op, 2048),)) == want, op
@@ -161,14 +195,16 @@ def test_filters(driver: StorageDriver) -> None:
 
 
 def test_scopes(driver: StorageDriver) -> None:
-    driver.record_events([
-        ev(1, project="p1", user="u1"),
-        ev(2, project="p1", user="u2"),
-        ev(3, project="p2", user="u1"),
-        ev(4, project=None, user="u1"),
-        ev(5, project=None, user=None),
-        Event("int-project", "t", T0, (Trait("project_id", TraitType.INTEGER, 7),)),
-    ])
+    driver.record_events(
+        [
+            ev(1, project="p1", user="u1"),
+            ev(2, project="p1", user="u2"),
+            ev(3, project="p2", user="u1"),
+            ev(4, project=None, user="u1"),
+            ev(5, project=None, user=None),
+            Event("int-project", "t", T0, (Trait("project_id", TraitType.INTEGER, 7),)),
+        ]
+    )
 
     def q(scope: Scope) -> list[str]:
         return ids(driver.get_events(EventQuery(scope=scope)))
@@ -176,7 +212,12 @@ def test_scopes(driver: StorageDriver) -> None:
     assert q(Scope(ScopeKind.OWNER, "p1", "u1")) == ["msg-0001"]
     assert q(Scope(ScopeKind.OWNER, "p2", "u2")) == []
     assert q(Scope(ScopeKind.ADMIN_PROJECT, "p1")) == [
-        "int-project", "msg-0001", "msg-0002", "msg-0004", "msg-0005"]
+        "int-project",
+        "msg-0001",
+        "msg-0002",
+        "msg-0004",
+        "msg-0005",
+    ]
     assert len(q(ALL)) == 6
     assert q(Scope(ScopeKind.NOTHING)) == []
 
@@ -186,12 +227,26 @@ def test_sort_limit_and_marker(driver: StorageDriver) -> None:
     everything = ids(driver.get_events(EventQuery()))
     assert everything == [f"msg-{n:04d}" for n in range(10)]
     desc = ids(driver.get_events(EventQuery(sort=(SortKey("generated", True),))))
-    assert desc == ["msg-0008", "msg-0009", "msg-0006", "msg-0007", "msg-0004", "msg-0005",
-                    "msg-0002", "msg-0003", "msg-0000", "msg-0001"]
+    assert desc == [
+        "msg-0008",
+        "msg-0009",
+        "msg-0006",
+        "msg-0007",
+        "msg-0004",
+        "msg-0005",
+        "msg-0002",
+        "msg-0003",
+        "msg-0000",
+        "msg-0001",
+    ]
     by_id_desc = ids(driver.get_events(EventQuery(sort=(SortKey("message_id", True),))))
     assert by_id_desc == everything[::-1]
-    for sort in [(), (SortKey("generated", True),), (SortKey("message_id", True),),
-                 (SortKey("generated"), SortKey("message_id", True))]:
+    for sort in [
+        (),
+        (SortKey("generated", True),),
+        (SortKey("message_id", True),),
+        (SortKey("generated"), SortKey("message_id", True)),
+    ]:
         query = EventQuery(sort=sort) if sort else EventQuery()
         full = ids(driver.get_events(query))
         pages: list[str] = []
@@ -214,12 +269,17 @@ def test_marker_must_be_visible(driver: StorageDriver) -> None:
 
 
 def test_event_types_and_traits(driver: StorageDriver) -> None:
-    driver.record_events([
-        ev(1, "b.type", traits=[Trait("size", TraitType.INTEGER, 10)]),
-        ev(2, "a.type", traits=[Trait("size", TraitType.FLOAT, 20.5),
-                                Trait("at", TraitType.DATETIME, T0)]),
-        ev(3, "b.type", traits=[Trait("size", TraitType.INTEGER, 100)]),
-    ])
+    driver.record_events(
+        [
+            ev(1, "b.type", traits=[Trait("size", TraitType.INTEGER, 10)]),
+            ev(
+                2,
+                "a.type",
+                traits=[Trait("size", TraitType.FLOAT, 20.5), Trait("at", TraitType.DATETIME, T0)],
+            ),
+            ev(3, "b.type", traits=[Trait("size", TraitType.INTEGER, 100)]),
+        ]
+    )
     assert driver.get_event_types(ALL) == ["a.type", "b.type"]
     assert driver.get_trait_types("a.type", ALL) == [
         TraitDescription("project_id", TraitType.STRING),
@@ -229,7 +289,9 @@ def test_event_types_and_traits(driver: StorageDriver) -> None:
     ]
     assert driver.get_trait_types("nope", ALL) == []
     assert list(driver.get_traits("b.type", "size", ALL)) == [
-        Trait("size", TraitType.INTEGER, 10), Trait("size", TraitType.INTEGER, 100)]
+        Trait("size", TraitType.INTEGER, 10),
+        Trait("size", TraitType.INTEGER, 100),
+    ]
     assert list(driver.get_traits("b.type", "nope", ALL)) == []
     scoped = Scope(ScopeKind.OWNER, "p9", "u9")
     assert driver.get_event_types(scoped) == []

@@ -20,8 +20,9 @@ ALL = Scope.everything()
 NOW = dt.datetime(2026, 11, 27, 12, 0, 0)
 
 
-def event(n: int, age: dt.timedelta, event_type: str = "old.type",
-          traits: tuple[Trait, ...] = ()) -> Event:
+def event(
+    n: int, age: dt.timedelta, event_type: str = "old.type", traits: tuple[Trait, ...] = ()
+) -> Event:
     return Event(f"e-{n:06d}", event_type, NOW - age, traits)
 
 
@@ -50,12 +51,18 @@ def test_disabled_ttl_keeps_everything(driver: StorageDriver) -> None:
 
 def test_metadata_without_events_is_pruned(driver: StorageDriver) -> None:
     day = dt.timedelta(days=1)
-    driver.record_events([
-        event(1, 10 * day, "gone.type", (Trait("a", TraitType.STRING, "x"),)),
-        event(2, 10 * day, "kept.type", (Trait("old_only", TraitType.INTEGER, 1),
-                                         Trait("both", TraitType.STRING, "y"))),
-        event(3, dt.timedelta(0), "kept.type", (Trait("both", TraitType.STRING, "z"),)),
-    ])
+    driver.record_events(
+        [
+            event(1, 10 * day, "gone.type", (Trait("a", TraitType.STRING, "x"),)),
+            event(
+                2,
+                10 * day,
+                "kept.type",
+                (Trait("old_only", TraitType.INTEGER, 1), Trait("both", TraitType.STRING, "y")),
+            ),
+            event(3, dt.timedelta(0), "kept.type", (Trait("both", TraitType.STRING, "z"),)),
+        ]
+    )
     result = driver.clear_expired_data(5 * 86400, now=NOW)
     assert result.deleted == 2
     assert result.removed_event_types == ("gone.type",)
@@ -72,10 +79,17 @@ def test_expiry_while_writers_and_readers_run(driver: StorageDriver) -> None:
     """Nothing newer than the TTL is lost and nothing older survives, with concurrent load."""
     ttl = 86400
     now = timeutil.utcnow()
-    old = [Event(f"old-{n}", f"type.{n % 3}", now - dt.timedelta(days=2, seconds=n),
-                 (Trait("n", TraitType.INTEGER, n),)) for n in range(3000)]
+    old = [
+        Event(
+            f"old-{n}",
+            f"type.{n % 3}",
+            now - dt.timedelta(days=2, seconds=n),
+            (Trait("n", TraitType.INTEGER, n),),
+        )
+        for n in range(3000)
+    ]
     for start in range(0, len(old), 500):
-        driver.record_events(old[start:start + 500])
+        driver.record_events(old[start : start + 500])
     stop = threading.Event()
     written: list[str] = []
     errors: list[BaseException] = []
@@ -84,8 +98,15 @@ def test_expiry_while_writers_and_readers_run(driver: StorageDriver) -> None:
         n = 0
         try:
             while not stop.is_set():
-                batch = [Event(f"new-{n + i}", f"type.{(n + i) % 4}", timeutil.utcnow(),
-                               (Trait("n", TraitType.INTEGER, n + i),)) for i in range(20)]
+                batch = [
+                    Event(
+                        f"new-{n + i}",
+                        f"type.{(n + i) % 4}",
+                        timeutil.utcnow(),
+                        (Trait("n", TraitType.INTEGER, n + i),),
+                    )
+                    for i in range(20)
+                ]
                 driver.record_events(batch)
                 written.extend(e.message_id for e in batch)
                 n += 20
@@ -116,14 +137,23 @@ def test_expiry_while_writers_and_readers_run(driver: StorageDriver) -> None:
     assert set(driver.get_event_types(ALL)) == {f"type.{k}" for k in range(4)}
     for k in range(4):
         assert driver.get_trait_types(f"type.{k}", ALL) == [
-            TraitDescription("n", TraitType.INTEGER)]
+            TraitDescription("n", TraitType.INTEGER)
+        ]
 
 
 def test_expirer_command(driver: StorageDriver, conf_factory: Callable[..., Path]) -> None:
-    driver.record_events([event(1, dt.timedelta(days=400)),
-                          Event("fresh", "old.type", timeutil.utcnow())])
-    conf = conf_factory({"database": {"connection": driver.url, "event_time_to_live": 86400,
-                                      "events_delete_batch_size": 100}})
+    driver.record_events(
+        [event(1, dt.timedelta(days=400)), Event("fresh", "old.type", timeutil.utcnow())]
+    )
+    conf = conf_factory(
+        {
+            "database": {
+                "connection": driver.url,
+                "event_time_to_live": 86400,
+                "events_delete_batch_size": 100,
+            }
+        }
+    )
     result = run("expirer", "--config-file", str(conf))
     assert result.returncode == 0, result.stderr
     assert "expired 1 events generated before" in result.stderr

@@ -26,8 +26,9 @@ def test_models_and_migrations_agree(driver: StorageDriver) -> None:
 def test_upgrade_is_idempotent_and_keeps_data(driver: StorageDriver) -> None:
     from annals.ingest.events import parse_event
 
-    driver.record_events([parse_event({"message_id": "keep", "event_type": "t",
-                                       "generated": "2024-01-01T00:00:00"})])
+    driver.record_events(
+        [parse_event({"message_id": "keep", "event_type": "t", "generated": "2024-01-01T00:00:00"})]
+    )
     driver.upgrade()
     driver.upgrade()
     assert driver.schema_is_current()
@@ -54,15 +55,23 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
             command.upgrade(driver._alembic_config(conn), FIRST_REVISION)
         with driver.engine.begin() as conn:  # rows as revision 0001 lays them out
             conn.execute(sa.text("INSERT INTO event_type (id, name) VALUES (1, 'old.type')"))
-            conn.execute(sa.text(
-                "INSERT INTO event (id, message_id, event_type_id, generated, project_id, "
-                "user_id, raw) VALUES (1, 'm-1', 1, 1700000000123456, 'p', 'u', '{\"a\": 1}')"))
-            conn.execute(sa.text(
-                "INSERT INTO trait_string (event_id, name, value) VALUES (1, 'project_id', 'p')"))
-            conn.execute(sa.text(
-                "INSERT INTO trait_integer (event_id, name, value) VALUES (1, 'n', 42)"))
-            conn.execute(sa.text(
-                "INSERT INTO trait_type (event_type_id, name, type) VALUES (1, 'n', 2)"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO event (id, message_id, event_type_id, generated, project_id, "
+                    "user_id, raw) VALUES (1, 'm-1', 1, 1700000000123456, 'p', 'u', '{\"a\": 1}')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO trait_string (event_id, name, value) VALUES (1, 'project_id', 'p')"
+                )
+            )
+            conn.execute(
+                sa.text("INSERT INTO trait_integer (event_id, name, value) VALUES (1, 'n', 42)")
+            )
+            conn.execute(
+                sa.text("INSERT INTO trait_type (event_type_id, name, type) VALUES (1, 'n', 2)")
+            )
         assert not driver.schema_is_current() or _head(driver) == FIRST_REVISION
         driver.upgrade()
         assert driver.schema_is_current()
@@ -89,8 +98,9 @@ def _head(driver: StorageDriver) -> str:
 
 @pytest.mark.slow
 @pytest.mark.backends("postgresql", "mysql")
-def test_dbsync_while_the_api_serves(driver: StorageDriver, live_server: Any,
-                                     conf_factory: Any) -> None:
+def test_dbsync_while_the_api_serves(
+    driver: StorageDriver, live_server: Any, conf_factory: Any
+) -> None:
     """dbsync on a live database: requests keep succeeding, dbsync finds nothing to do."""
     import subprocess
     import sys
@@ -107,8 +117,11 @@ def test_dbsync_while_the_api_serves(driver: StorageDriver, live_server: Any,
         with httpx.Client(base_url=live_server.url, timeout=10) as http:
             n = 0
             while not stop.is_set():
-                doc = {"message_id": f"sync-{n}", "event_type": "t",
-                       "generated": "2024-01-01T00:00:00"}
+                doc = {
+                    "message_id": f"sync-{n}",
+                    "event_type": "t",
+                    "generated": "2024-01-01T00:00:00",
+                }
                 statuses.append(http.post("/v2/events", json=doc, headers=ADMIN).status_code)
                 statuses.append(http.get("/v2/events", headers=ADMIN).status_code)
                 n += 1
@@ -120,7 +133,11 @@ def test_dbsync_while_the_api_serves(driver: StorageDriver, live_server: Any,
         for _ in range(2):
             result = subprocess.run(
                 [sys.executable, "-m", "annals", "dbsync", "--config-file", str(conf)],
-                capture_output=True, text=True, timeout=120, check=False)
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             assert result.returncode == 0, result.stderr
     finally:
         stop.set()

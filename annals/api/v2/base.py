@@ -39,8 +39,9 @@ class Resource:
         parse_query_string(req.query_string, ())
 
     @staticmethod
-    def reply(req: falcon.Request, resp: falcon.Response, body: bytes, fmt: Format,
-              status: int = 200) -> None:
+    def reply(
+        req: falcon.Request, resp: falcon.Response, body: bytes, fmt: Format, status: int = 200
+    ) -> None:
         resp.status = status
         resp.content_type = fmt.value
         resp.data = body

@@ -51,8 +51,9 @@ class TraitDescriptions(MetadataResource):
 
 
 class TraitValues(MetadataResource):
-    def on_get(self, req: falcon.Request, resp: falcon.Response, event_type: str,
-               trait_name: str) -> None:
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, event_type: str, trait_name: str
+    ) -> None:
         fmt = self.fmt(req)
         scope = self.scope(req, policy.TRAITS_INDEX, event_type, trait_name)
         self.no_parameters(req)

@@ -25,9 +25,7 @@ class Events(Resource):
         rules = self.settings.policy
         policy.authorize(policy.EVENTS_INDEX, creds, rules)
         policy.event_scope(creds, rules)  # as in Panko, a 403 comes before any 400
-        got = request_params.event_list_params(
-            req.query_string, req.context.body, req.content_type
-        )
+        got = request_params.event_list_params(req.query_string, req.context.body, req.content_type)
         if len(got.conditions) > self.settings.max_filters:
             raise InvalidQuery(
                 f"Too many filters: {len(got.conditions)} (at most {self.settings.max_filters} "
@@ -38,8 +36,9 @@ class Events(Resource):
         scoped = policy.scope_query(parsed, creds, rules)
         scoped = replace(
             scoped,
-            limit=query.parse_limit(got.limit, self.settings.default_limit,
-                                    self.settings.max_limit),
+            limit=query.parse_limit(
+                got.limit, self.settings.default_limit, self.settings.max_limit
+            ),
             sort=query.parse_sort(got.sort),
             marker=query.check_marker(got.marker),
         )

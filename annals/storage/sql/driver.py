@@ -129,8 +129,12 @@ class SQLDriver(StorageDriver):
             if self.dialect_name in ("mysql", "mariadb"):
                 # As PostgreSQL: no gap locks between the expirer's range deletes and writers.
                 kwargs["isolation_level"] = "READ COMMITTED"
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout,
-                          pool_recycle=3600)
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_timeout=pool_timeout,
+                pool_recycle=3600,
+            )
         self.engine: Engine = sa.create_engine(self.sa_url, **kwargs)
         if self.dialect_name == "sqlite":
             self._configure_sqlite(self.engine)
@@ -346,8 +350,9 @@ class SQLDriver(StorageDriver):
                 catalogue.add((type_id, trait.name, int(trait.type)))
         for trait_type, values in trait_rows.items():
             if values:
-                self._insert_rows(conn, t.TRAIT_TABLES[trait_type],
-                                  ("event_id", "name", "value"), values)
+                self._insert_rows(
+                    conn, t.TRAIT_TABLES[trait_type], ("event_id", "name", "value"), values
+                )
         if catalogue:
             conn.execute(
                 self._insert_ignore(t.trait_type),
@@ -355,8 +360,9 @@ class SQLDriver(StorageDriver):
             )
         return len(new), [m for m in ids if m in existing]
 
-    def _insert_rows(self, conn: Connection, table: sa.Table, columns: Sequence[str],
-                     rows: list[tuple[Any, ...]]) -> None:
+    def _insert_rows(
+        self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
         """Bulk insert: COPY on PostgreSQL, executemany elsewhere (PyMySQL rewrites it into
         multi-row INSERTs; SQLite runs in-process)."""
         if self.dialect_name != "postgresql":
@@ -447,8 +453,12 @@ class SQLDriver(StorageDriver):
             type_id = conn.execute(lock).scalar()
             if type_id is None:
                 return False, removed
-            if conn.execute(sa.select(ev.c.id).where(ev.c.event_type_id == type_id).limit(1)
-                            ).first() is None:
+            if (
+                conn.execute(
+                    sa.select(ev.c.id).where(ev.c.event_type_id == type_id).limit(1)
+                ).first()
+                is None
+            ):
                 conn.execute(tt.delete().where(tt.c.event_type_id == type_id))
                 conn.execute(et.delete().where(et.c.id == type_id))
                 return True, removed
@@ -466,9 +476,13 @@ class SQLDriver(StorageDriver):
                     .limit(1)
                 ).first()
                 if used is None:
-                    conn.execute(tt.delete().where(
-                        tt.c.event_type_id == type_id, tt.c.name == trait_name, tt.c.type == kind
-                    ))
+                    conn.execute(
+                        tt.delete().where(
+                            tt.c.event_type_id == type_id,
+                            tt.c.name == trait_name,
+                            tt.c.type == kind,
+                        )
+                    )
                     removed.append(f"{name}/{trait_name}:{TraitType(kind).api_name}")
         return False, removed
 
@@ -563,9 +577,7 @@ class SQLDriver(StorageDriver):
         for i, key in enumerate(sort):
             col = self._sort_column(key)
             value = marker_values[key.key]
-            equal_prefix = [
-                self._sort_column(prev) == marker_values[prev.key] for prev in sort[:i]
-            ]
+            equal_prefix = [self._sort_column(prev) == marker_values[prev.key] for prev in sort[:i]]
             step = col < value if key.descending else col > value
             alternatives.append(sa.and_(*equal_prefix, step))
         return sa.or_(*alternatives)
