@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit serve sample bench-smoke clean
+.PHONY: test keystone lint typecheck unit serve sample clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,9 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[postgresql,mysql,test]'
 	touch $(STAMP)
 
-## Everything CI runs: lint, types, and the whole suite on SQLite, PostgreSQL and MariaDB.
-test: $(STAMP) lint typecheck
+## Everything CI runs: lint, types, and the whole suite on SQLite, PostgreSQL and MariaDB
+## (plus a real Keystone in .venv-keystone and the local RabbitMQ).
+test: $(STAMP) keystone lint typecheck
 	$(BIN)/python -m pytest
+
+## A real Keystone for tests/identity, in its own venv (idempotent).
+keystone:
+	bash tests/identity/make-keystone-venv.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
