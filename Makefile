@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[postgresql,mysql,test]'
+	$(BIN)/pip install -q -e '.[postgresql,mysql,test,bench]'
 	touch $(STAMP)
 
 ## Everything CI runs: lint, types, and the whole suite on SQLite, PostgreSQL and MariaDB
