@@ -102,6 +102,32 @@ API_OPTS: list[cfg.Opt] = [
         min=1,
         help="Most q filters one GET /v2/events may carry (each is a subquery); more get 400.",
     ),
+    cfg.BoolOpt(
+        "access_log",
+        default=True,
+        help="Log one line per request (logger annals.access): request id, caller (user and "
+        "project, or publisher name; never tokens or passwords), method, path, route, "
+        "status and duration.",
+    ),
+    cfg.BoolOpt(
+        "enable_metrics",
+        default=True,
+        help="Serve Prometheus metrics at GET /metrics (no authentication, like "
+        "/healthcheck: restrict it at the proxy if needed).",
+    ),
+    cfg.StrOpt(
+        "metrics_dir",
+        help="Directory where 'annals serve' workers keep their metric values "
+        "(prometheus_client multiprocess mode); emptied when 'annals serve' starts. Unset: a "
+        "private temporary directory, removed at exit.",
+    ),
+    cfg.IntOpt(
+        "graceful_timeout",
+        default=30,
+        min=1,
+        help="Seconds 'annals serve' gives in-flight requests to finish after SIGTERM before "
+        "their workers are killed.",
+    ),
 ]
 
 DATABASE_OPTS: list[cfg.Opt] = [

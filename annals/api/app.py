@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import falcon
+from falcon.routing import CompiledRouter
 from oslo_config import cfg
 from oslo_middleware import cors, http_proxy_to_wsgi, request_id
 
 from annals import errors
 from annals.api import errors as api_errors
+from annals.api.logging import RequestObserver
+from annals.api.metrics import MeteredDriver, Metrics, MetricsResource
 from annals.api.middleware import (
     BodyLimit,
     KeystoneIdentity,
@@ -19,6 +22,7 @@ from annals.api.middleware import (
     Utf8Path,
 )
 from annals.api.negotiation import NotAcceptable
+from annals.api.openapi import OpenAPIResource
 from annals.api.root import Health, Versions
 from annals.api.v2 import capabilities, event_types, events
 from annals.api.v2.base import Settings
@@ -34,15 +38,22 @@ def create_falcon_app(
     body_limit: int = 10 * 1024 * 1024,
     publisher_credentials: Sequence[str] = (),
     auth_mode: str = "noauth",
+    *,
+    metrics: Metrics | None = None,
+    access_log: bool = True,
 ) -> falcon.App[Any, Any]:
     identity = KeystoneIdentity() if auth_mode == "keystone" else NoAuthIdentity()
+    if metrics is not None:
+        driver = MeteredDriver(driver, metrics)
+    router = CompiledRouter()
     middleware: list[Any] = [
+        RequestObserver(metrics, access_log, router),
         Utf8Path(),
         PublisherBasicAuth(publisher_credentials),
         identity,
         BodyLimit(body_limit),
     ]
-    app: falcon.App[Any, Any] = falcon.App(middleware=middleware, cors_enable=False)
+    app: falcon.App[Any, Any] = falcon.App(middleware=middleware, router=router, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
 
@@ -51,6 +62,9 @@ def create_falcon_app(
 
     app.add_route("/", Versions())
     app.add_route("/healthcheck", Health(driver))
+    app.add_route("/v2/openapi.json", OpenAPIResource(auth_mode, metrics is not None))
+    if metrics is not None:
+        app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/v2/capabilities", res(capabilities.Capabilities))
     app.add_route("/v2/events", res(events.Events))
     app.add_route("/v2/events/{message_id}", res(events.Event))
@@ -77,7 +91,13 @@ def create_app(conf: cfg.ConfigOpts, driver: StorageDriver) -> WSGIApp:
     )
     auth_mode: str = conf.api.auth_mode
     wsgi: WSGIApp = create_falcon_app(
-        driver, settings, conf.api.max_request_body_size, conf.api.publisher_credentials, auth_mode
+        driver,
+        settings,
+        conf.api.max_request_body_size,
+        conf.api.publisher_credentials,
+        auth_mode,
+        metrics=Metrics() if conf.api.enable_metrics else None,
+        access_log=conf.api.access_log,
     )
     if auth_mode == "keystone":
         wsgi = keystone_auth_token(wsgi, conf)

@@ -13,8 +13,9 @@ import falcon
 from annals.errors import InvalidQuery, Unauthorized
 from annals.policy import SYSTEM_ALL, Credentials
 
-#: Paths served without any identity in keystone mode (as Panko's paste pipeline did).
-PUBLIC_PATHS = frozenset({"", "/", "/healthcheck"})
+#: Paths served without any identity in keystone mode (as Panko's paste pipeline did), plus
+#: the API description and the Prometheus metrics (no tenant data in either).
+PUBLIC_PATHS = frozenset({"", "/", "/healthcheck", "/metrics", "/v2/openapi.json"})
 
 
 class NoAuthIdentity:

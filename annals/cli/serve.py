@@ -9,16 +9,25 @@ touched here: run ``annals dbsync`` (refusing to start beats serving errors).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
+import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from oslo_config import cfg
+from prometheus_client.multiprocess import mark_process_dead
 
 from annals import config
 from annals.api.app import create_app
+from annals.api.logging import RequestIdFilter
+from annals.api.metrics import MULTIPROC_ENV
 from annals.cli.common import load_conf, open_driver
 from annals.errors import AnnalsError
 from annals.policy import Policy
@@ -89,6 +98,50 @@ def refuse_open_noauth(conf: cfg.ConfigOpts, host: str) -> None:
     )
 
 
+@contextlib.contextmanager
+def metrics_directory(conf: cfg.ConfigOpts) -> Iterator[str | None]:
+    """The directory the workers share their metric values in (prometheus_client
+    multiprocess mode), named to them by PROMETHEUS_MULTIPROC_DIR.
+
+    Emptied first (values of a previous run would be added to this one's); a temporary one
+    is removed at exit. None when metrics are off.
+    """
+    if not conf.api.enable_metrics:
+        os.environ.pop(MULTIPROC_ENV, None)
+        yield None
+        return
+    configured: str | None = conf.api.metrics_dir
+    path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="annals-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
+    owner = os.getpid()
+    try:
+        yield str(path)
+    finally:
+        # gunicorn forks the workers inside this block, and a worker that exits unwinds the
+        # same stack: only the master cleans up, or the workers still running (and those
+        # being booted) would lose the directory.
+        if os.getpid() == owner and configured:
+            for stale in path.glob("*.db"):
+                stale.unlink(missing_ok=True)
+        elif os.getpid() == owner:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def configure_logging() -> None:
+    """Every line logged while serving a request names it: the request id is added to the
+    records, and the format shows it (the access line carries it in its message)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(process)d %(levelname)s %(name)s%(request_context)s: %(message)s"
+            )
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     conf = load_conf(args)
     host = args.host or conf.api.host
@@ -105,12 +158,28 @@ def run(args: argparse.Namespace) -> int:
         "worker_class": "gthread",
         "threads": 4,
         "timeout": 60,
-        "graceful_timeout": 30,
+        # SIGTERM: stop accepting, finish in-flight requests, exit; workers still busy after
+        # this many seconds are killed.
+        "graceful_timeout": conf.api.graceful_timeout,
         "keepalive": 5,
-        "accesslog": "-",
+        # Annals writes its own access line (request id, caller, route): see annals.api.logging.
+        "accesslog": None,
         "errorlog": "-",
         "proc_name": "annals-api",
+        # gunicorn's control socket is one path per user ($HOME/.gunicorn): two servers would
+        # fight over it, and Annals has no use for it.
+        "control_socket_disable": True,
     }
+    configure_logging()
     LOG.info("serving the Panko V2 API on http://%s with %d workers", options["bind"], workers)
-    AnnalsApplication(conf, options).run()
+    with metrics_directory(conf) as shared:
+        if shared is not None:
+            options["child_exit"] = _child_exit
+        AnnalsApplication(conf, options).run()
     return 0
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook, in the master: a worker's live gauges (requests in progress) go with
+    it; its counters stay, so totals never go backwards."""
+    mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
