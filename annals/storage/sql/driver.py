@@ -363,22 +363,33 @@ class SQLDriver(StorageDriver):
     def _insert_rows(
         self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> None:
-        """Bulk insert: COPY on PostgreSQL, executemany elsewhere (PyMySQL rewrites it into
-        multi-row INSERTs; SQLite runs in-process)."""
-        if self.dialect_name != "postgresql":
-            conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
-            return
-        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-        dbapi_conn: Any = conn.connection.dbapi_connection  # a psycopg 3 Connection
+        """Bulk insert straight through the DB-API, in the connection's transaction: COPY on
+        PostgreSQL; executemany of plain tuples elsewhere (PyMySQL rewrites it into multi-row
+        INSERTs, SQLite runs in-process). Going around SQLAlchemy's per-row parameter
+        processing matters here: these are the hottest loops of ingestion."""
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        names = ", ".join(columns)
+        if self.dialect_name == "postgresql":
+            statement = f"COPY {table.name} ({names}) FROM STDIN"
+        else:
+            marker = "?" if self.dialect_name == "sqlite" else "%s"
+            statement = (f"INSERT INTO {table.name} ({names}) "
+                         f"VALUES ({', '.join([marker] * len(columns))})")
+        cursor = dbapi_conn.cursor()
         try:
-            with dbapi_conn.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(row)
+            if self.dialect_name == "postgresql":
+                with cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(statement, rows)
         except self.engine.dialect.loaded_dbapi.Error as exc:
             # Same exception types as the SQLAlchemy path (IntegrityError is retried).
             raise sa_exc.DBAPIError.instance(
                 statement, None, exc, self.engine.dialect.loaded_dbapi.Error
             ) from exc
+        finally:
+            cursor.close()
 
     # --- expiry -----------------------------------------------------------------------------
 
