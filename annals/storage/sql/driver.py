@@ -555,13 +555,24 @@ class SQLDriver(StorageDriver):
             conds.append(ev.c.generated <= timeutil.to_micros(query.end))
         for flt in query.traits:
             table = t.TRAIT_TABLES[flt.type]
-            conds.append(
-                sa.exists().where(
-                    table.c.event_id == ev.c.id,
-                    table.c.name == flt.name,
-                    OPERATORS[flt.op](table.c.value, _filter_value(flt.type, flt.value)),
+            matches = OPERATORS[flt.op](table.c.value, _filter_value(flt.type, flt.value))
+            if flt.op is Op.EQ:
+                # Equality is usually selective (an instance, a request, a host): drive the
+                # query from the (name, value) index. SQLite plans the correlated EXISTS below
+                # as a scan of every event instead (2.3 s vs 1 ms at 1M events).
+                conds.append(
+                    ev.c.id.in_(
+                        sa.select(table.c.event_id).where(table.c.name == flt.name, matches)
+                    )
                 )
-            )
+            else:
+                # Ranges usually match many events: walk the events in sort order and stop at
+                # the page limit, probing the (event_id, name) key of each.
+                conds.append(
+                    sa.exists().where(
+                        table.c.event_id == ev.c.id, table.c.name == flt.name, matches
+                    )
+                )
         return conds
 
     @staticmethod
