@@ -20,22 +20,30 @@ COLOURS = {
 
 
 def _series(docs: Sequence[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, colour key, system result) for every system in every document."""
-    out: list[tuple[str, str, dict[str, Any]]] = []
-    for doc in sorted(docs, key=lambda d: d["dataset"]["events"]):
-        for key in ("annals", "panko"):
+    """(label, colour key, system result) for every system in every document, by engine."""
+    found: list[tuple[tuple[int, int, int], str, str, dict[str, Any]]] = []
+    engines = list(ENGINE_TITLES)
+    for doc in docs:
+        for rank, key in enumerate(("annals", "panko")):
             system = doc.get(key)
             if system:
                 engine = ENGINE_TITLES.get(system["engine"], system["engine"])
                 name = "Annals" if key == "annals" else "Panko 10"
-                out.append(
+                events = doc["dataset"]["events"]
+                order = (
+                    engines.index(system["engine"]) if system["engine"] in engines else 9,
+                    events,
+                    rank,
+                )
+                found.append(
                     (
-                        f"{name} {engine} {size_label(doc['dataset']['events'])}",
-                        f"{key}:{system['engine']}:{doc['dataset']['events']}",
+                        order,
+                        f"{name} {engine} {size_label(events)}",
+                        f"{key}:{system['engine']}:{events}",
                         system,
                     )
                 )
-    return out
+    return [(label, key, system) for _, label, key, system in sorted(found, key=lambda f: f[0])]
 
 
 def draw(docs: Sequence[dict[str, Any]], out: Path) -> Path:
@@ -78,6 +86,8 @@ def draw(docs: Sequence[dict[str, Any]], out: Path) -> Path:
     ax_lat.legend(fontsize=8, loc="lower right")
     ax_lat.set_title("Query latency over real HTTP")
     ax_ing.set_xscale("log")
+    left, right = ax_ing.get_xlim()
+    ax_ing.set_xlim(left, right * 4)
     ax_ing.set_yticks(range(len(series)))
     ax_ing.set_yticklabels([label for label, _, _ in series], fontsize=8)
     ax_ing.invert_yaxis()

@@ -83,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="reload Panko's database even if it holds this data set already",
     )
     r.add_argument("--panko-batch", type=int, default=1000)
+    r.add_argument(
+        "--panko-rate-sample",
+        type=_size,
+        default=5000,
+        help="measure Panko's ingest rate on this many events into an empty "
+        "database (0: the rate of its full load)",
+    )
+    r.add_argument(
+        "--panko-load",
+        choices=("bulk", "record"),
+        default="bulk",
+        help="fill Panko's database with the rows record_events writes, in one "
+        "transaction per batch (bulk, fast), or through record_events itself",
+    )
     r.add_argument("--panko-repeat", type=int, help="runs against Panko (default: --repeat)")
     r.add_argument("--results-dir", type=Path, default=RESULTS)
     r.add_argument("--label", default="", help="added to the result file name")
@@ -144,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             panko_reload=args.panko_reload,
             panko_batch=args.panko_batch,
             panko_repeat=args.panko_repeat,
+            panko_rate_sample=args.panko_rate_sample,
+            panko_load=args.panko_load,
             results_dir=args.results_dir,
             workdir=args.results_dir / "work",
             quiet=args.quiet,

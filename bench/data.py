@@ -122,6 +122,9 @@ class Generator:
         rng = random.Random(self.seed * 7919 + 1)
         span = DAYS * 86_400 * 1_000_000
         offsets = sorted(rng.randrange(span) for _ in range(self.count))
+        for i in range(1, len(offsets)):  # unique timestamps: no ties to order
+            if offsets[i] <= offsets[i - 1]:
+                offsets[i] = offsets[i - 1] + 1
         types = [name for name, _, _ in EVENT_TYPES]
         weights = [w for _, w, _ in EVENT_TYPES]
         services = {name: svc for name, _, svc in EVENT_TYPES}

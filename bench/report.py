@@ -14,13 +14,43 @@ INGEST_TITLES = {
     "http_100": "ingest, POST /v2/events, batches of 100",
     "import": "ingest, annals import (batches of 1,000)",
     "storage_api": "ingest, Panko storage API record_events",
+    "storage_api_full_load": "ingest, Panko record_events, whole data set",
 }
 DASH = "-"
 ENGINE_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
 
 
 def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in paths]
+    """Result files, merged per (engine, size): see :func:`merge`."""
+    docs = []
+    for path in paths:
+        doc = json.loads(path.read_text())
+        doc.setdefault("sources", [str(path)])
+        docs.append(doc)
+    return merge(docs)
+
+
+def merge(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One document per (engine, size): the latest query lines, plus the ingest figures and the
+    Panko measurement of earlier runs on the same data set when the latest run has none (a run
+    with ``--reuse-db`` measures no ingest; one without ``--panko`` has no Panko)."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for doc in docs:
+        key = (doc["annals"]["engine"], doc["dataset"]["events"], doc["dataset"]["sha256"])
+        groups.setdefault(key, []).append(doc)
+    out = []
+    for group in groups.values():
+        group.sort(key=lambda d: d["started"])
+        merged = json.loads(json.dumps(group[-1]))
+        for older in reversed(group[:-1]):
+            if not merged["annals"].get("ingest") and older["annals"].get("ingest"):
+                merged["annals"]["ingest"] = older["annals"]["ingest"]
+                merged["sources"] += older.get("sources", [])
+            if "panko" not in merged and "panko" in older:
+                merged["panko"] = older["panko"]
+                merged["sources"] += older.get("sources", [])
+        out.append(merged)
+    return out
 
 
 def _ms(value: float | None) -> str:

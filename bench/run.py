@@ -14,14 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy import exc as sa_exc
 
 from bench import servers
 from bench.data import DataPlan, ensure_dataset
 from bench.httpdriver import (
     Client,
+    HTTPError,
     RSSMonitor,
     Series,
     measure,
@@ -31,6 +33,9 @@ from bench.httpdriver import (
 from bench.lines import ADMIN_USER, LINES, page_request, throughput_requests
 
 INGEST_METHODS = ("import", "http_100", "http_1000")
+RETRIES = 3
+#: What a database server restarted by someone else looks like from here.
+DISRUPTIONS = (HTTPError, subprocess.CalledProcessError, OSError, sa_exc.OperationalError)
 Log = Callable[[str], None]
 
 
@@ -55,6 +60,12 @@ class Options:
     panko: bool = False
     panko_reload: bool = False
     panko_batch: int = 1000
+    #: measure Panko's ingest rate on the first N events into an empty database (0: use the
+    #: rate of the full load, which may have run in the background)
+    panko_rate_sample: int = 5000
+    #: how Panko's database is filled: "bulk" (the rows record_events writes, one
+    #: transaction per batch: fast) or "record" (record_events itself: ~100-200 events/s)
+    panko_load: str = "bulk"
     #: runs of the query lines against Panko (None: ``repeat``); Panko is slow
     panko_repeat: int | None = None
     results_dir: Path = Path("bench/results")
@@ -144,6 +155,38 @@ def _analyze(engine: str, url: str) -> None:
         eng.dispose()
 
 
+def _ingest_once(
+    opts: Options, method: str, data_file: Path, admin: dict[str, str]
+) -> tuple[str, int, float]:
+    """Load the data set with one method into a fresh database: (url, stored, seconds)."""
+    url = servers.fresh_database(opts.engine, servers.ANNALS_DB, opts.workdir)
+    port = servers.free_port()
+    conf = servers.annals_config(opts.workdir, url, port, opts.workers)
+    if opts.engine != "sqlite":
+        servers.annals("dbsync", "--config-file", str(conf))
+    if method == "import":
+        start = time.perf_counter()
+        done = servers.annals(
+            "import",
+            "--config-file",
+            str(conf),
+            "--batch-size",
+            "1000",
+            "--no-progress",
+            str(data_file),
+        )
+        elapsed = time.perf_counter() - start
+        stored = int(done.stdout.split("stored:")[1].split()[0])
+    else:
+        size = int(method.split("_")[1])
+        log_file = opts.workdir / f"annals-serve-{opts.engine}.log"
+        with servers.annals_server(conf, port, log_file) as srv:
+            stored, elapsed = post_batches(srv.url, data_file, size, opts.ingest_clients, admin)
+    if stored != opts.events:
+        raise RuntimeError(f"{method}: stored {stored} events of {opts.events}")
+    return url, stored, elapsed
+
+
 def ingest_annals(opts: Options, data_file: Path, log: Log) -> tuple[dict[str, Any], str]:
     """Load the data set with each method into a fresh database; the last one is kept."""
     results: dict[str, Any] = {}
@@ -153,33 +196,20 @@ def ingest_annals(opts: Options, data_file: Path, log: Log) -> tuple[dict[str, A
     for method in methods:
         rates: list[float] = []
         for attempt in range(opts.ingest_repeat):
-            url = servers.fresh_database(opts.engine, servers.ANNALS_DB, opts.workdir)
-            port = servers.free_port()
-            conf = servers.annals_config(opts.workdir, url, port, opts.workers)
-            if opts.engine != "sqlite":
-                servers.annals("dbsync", "--config-file", str(conf))
-            if method == "import":
-                start = time.perf_counter()
-                done = servers.annals(
-                    "import",
-                    "--config-file",
-                    str(conf),
-                    "--batch-size",
-                    "1000",
-                    "--no-progress",
-                    str(data_file),
-                )
-                elapsed = time.perf_counter() - start
-                stored = int(done.stdout.split("stored:")[1].split()[0])
-            else:
-                size = int(method.split("_")[1])
-                log_file = opts.workdir / f"annals-serve-{opts.engine}.log"
-                with servers.annals_server(conf, port, log_file) as srv:
-                    stored, elapsed = post_batches(
-                        srv.url, data_file, size, opts.ingest_clients, admin
+            for tries in range(1, RETRIES + 1):
+                try:
+                    url, stored, elapsed = _ingest_once(opts, method, data_file, admin)
+                    break
+                except DISRUPTIONS as exc:
+                    # Another process restarted the database server (it happens on a shared
+                    # machine): this load is void, do it again on a fresh database.
+                    log(
+                        f"annals {opts.engine} ingest {method} #{attempt + 1} disrupted "
+                        f"({str(exc)[:160]}); again ({tries}/{RETRIES})"
                     )
-            if stored != opts.events:
-                raise RuntimeError(f"{method}: stored {stored} events of {opts.events}")
+                    if tries == RETRIES:
+                        raise
+                    time.sleep(10)
             rates.append(stored / elapsed)
             log(
                 f"annals {opts.engine} ingest {method} #{attempt + 1}: "
@@ -195,6 +225,23 @@ def ingest_annals(opts: Options, data_file: Path, log: Log) -> tuple[dict[str, A
 
 
 # --- queries --------------------------------------------------------------------------------
+
+
+_T = TypeVar("_T")
+
+
+def _again(fn: Callable[[], _T], client: Client, log: Log, what: str) -> _T:
+    """Run a measurement; if the database server was restarted under it, run it again."""
+    for tries in range(1, RETRIES + 1):
+        try:
+            return fn()
+        except DISRUPTIONS as exc:
+            log(f"{what} disrupted ({str(exc)[:160]}); again ({tries}/{RETRIES})")
+            client.close()
+            if tries == RETRIES:
+                raise
+            time.sleep(10)
+    raise AssertionError("unreachable")
 
 
 def measure_server(
@@ -220,14 +267,25 @@ def measure_server(
         tp_requests = throughput_requests(plan)
         for run in range(repeat or opts.repeat):
             for line in LINES:
-                series = measure(client, line.build(plan), opts.requests, opts.warmup)
+                requests = line.build(plan)
+                series = _again(
+                    lambda: measure(client, requests, opts.requests, opts.warmup),  # noqa: B023
+                    client,
+                    log,
+                    f"{name} {line.name}",
+                )
                 per_line[line.name].append(series)
                 log(
                     f"{name} run {run + 1} {line.name:20s} median {series.median:9.2f} ms  "
                     f"p95 {series.p95:9.2f} ms  ({series.items} items)"
                 )
             client.close()
-            rate = throughput(url, tp_requests, opts.concurrency, opts.throughput_seconds)
+            rate = _again(
+                lambda: throughput(url, tp_requests, opts.concurrency, opts.throughput_seconds),
+                client,
+                log,
+                f"{name} throughput",
+            )
             rates.append(rate)
             log(
                 f"{name} run {run + 1} throughput trait_string c={opts.concurrency}: "
@@ -343,21 +401,19 @@ def run_panko(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[
     loaded: dict[str, Any] | None = None
     if load_file.exists() and not opts.panko_reload:
         loaded = json.loads(load_file.read_text())
-        if loaded.get("events") != opts.events or loaded.get("sha256", plan.sha256) != plan.sha256:
+        if loaded.get("events") != opts.events or loaded.get("sha256") != plan.sha256:
             loaded = None
         else:
-            log(
-                f"panko {opts.engine}: reusing the database loaded before "
-                f"({loaded['rate']:.0f} events/s then)"
-            )
+            log(f"panko {opts.engine}: reusing the database loaded before ({load_file})")
     if loaded is None:
         if opts.engine == "sqlite":
             Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
         else:
             servers.fresh_database(opts.engine, db_name, state)
+        how = "through record_events" if opts.panko_load == "record" else "in bulk"
         log(
-            f"panko {opts.engine}: loading {opts.events:,} events through record_events "
-            f"(batches of {opts.panko_batch}); Panko is slow, this takes a while"
+            f"panko {opts.engine}: loading {opts.events:,} events {how} "
+            f"(batches of {opts.panko_batch})"
         )
         with (state / f"{name}.load.log").open("ab") as err:
             subprocess.run(
@@ -366,7 +422,7 @@ def run_panko(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[
                     str(servers.PANKO_RUNNER),
                     "--config-file",
                     str(conf),
-                    "load",
+                    "load" if opts.panko_load == "record" else "bulk",
                     "--data",
                     str(data_file),
                     "--batch-size",
@@ -381,19 +437,25 @@ def run_panko(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[
         loaded = json.loads(load_file.read_text())
         loaded["sha256"] = plan.sha256
         load_file.write_text(json.dumps(loaded) + "\n")
+    ingest: dict[str, Any] = {}
+    if "rate" in loaded:  # loaded through record_events: its rate over the whole data set
+        ingest["storage_api_full_load"] = {
+            "rates": [loaded["rate"]],
+            "median": loaded["rate"],
+            "events": loaded["events"],
+            "batch_size": loaded.get("batch_size", opts.panko_batch),
+            "clients": 1,
+        }
+    if opts.panko_rate_sample or "rate" not in loaded:
+        ingest["storage_api"] = panko_rate(opts, data_file, state, log)
+    else:
+        ingest["storage_api"] = ingest.pop("storage_api_full_load")
     result: dict[str, Any] = {
         "system": "panko",
         "version": "10.0.0",
         "engine": opts.engine,
         "engine_version": servers.server_version(opts.engine),
-        "ingest": {
-            "storage_api": {
-                "rates": [loaded["rate"]],
-                "median": loaded["rate"],
-                "batch_size": loaded.get("batch_size", opts.panko_batch),
-                "clients": 1,
-            }
-        },
+        "ingest": ingest,
     }
     port = servers.free_port()
     log_file = state / f"panko-serve-{opts.engine}.log"
@@ -410,6 +472,64 @@ def run_panko(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[
             )
         )
     return result
+
+
+def panko_rate(opts: Options, data_file: Path, state: Path, log: Log) -> dict[str, Any]:
+    """Panko's record_events rate on the first events of the data set, into an empty database."""
+    name = f"{opts.engine}-rate"
+    db_name = f"{servers.PANKO_DB}_rate"
+    path = (state / f"{name}.db").resolve()
+    url = (
+        f"sqlite:///{path}"
+        if opts.engine == "sqlite"
+        else servers.panko_url(opts.engine, state, db_name)
+    )
+    conf = servers.panko_config(state / f"{name}.conf", url)
+    out = state / f"{name}.load.json"
+    rates = []
+    sample = opts.panko_rate_sample or 5000
+    for _ in range(opts.ingest_repeat):
+        if opts.engine == "sqlite":
+            path.unlink(missing_ok=True)
+        else:
+            servers.fresh_database(opts.engine, db_name, state)
+        with (state / f"{name}.load.log").open("ab") as err:
+            subprocess.run(
+                [
+                    str(servers.PANKO_PYTHON),
+                    str(servers.PANKO_RUNNER),
+                    "--config-file",
+                    str(conf),
+                    "load",
+                    "--data",
+                    str(data_file),
+                    "--batch-size",
+                    str(opts.panko_batch),
+                    "--limit",
+                    str(sample),
+                    "--out",
+                    str(out),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        rates.append(float(json.loads(out.read_text())["rate"]))
+        log(
+            f"panko {opts.engine} ingest, first {sample:,} events into an empty "
+            f"database: {rates[-1]:,.0f} events/s"
+        )
+    if opts.engine == "sqlite":
+        path.unlink(missing_ok=True)
+    else:
+        servers.drop_database(opts.engine, db_name, state)
+    return {
+        "rates": rates,
+        "median": statistics.median(rates),
+        "batch_size": opts.panko_batch,
+        "events": sample,
+        "clients": 1,
+    }
 
 
 def machine() -> dict[str, Any]:
