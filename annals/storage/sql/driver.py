@@ -373,8 +373,9 @@ class SQLDriver(StorageDriver):
             statement = f"COPY {table.name} ({names}) FROM STDIN"
         else:
             marker = "?" if self.dialect_name == "sqlite" else "%s"
-            statement = (f"INSERT INTO {table.name} ({names}) "
-                         f"VALUES ({', '.join([marker] * len(columns))})")
+            statement = (
+                f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([marker] * len(columns))})"
+            )
         cursor = dbapi_conn.cursor()
         try:
             if self.dialect_name == "postgresql":
