@@ -23,8 +23,7 @@ from types import FrameType
 
 from oslo_config import cfg
 
-from annals.cli.common import load_conf, open_driver
-from annals.errors import AnnalsError
+from annals.cli.common import load_conf, open_driver, prepare_schema
 from annals.ingest import definitions
 from annals.ingest.consumer import Consumer, ConsumerError
 from annals.ingest.notifications import Converter
@@ -70,19 +69,6 @@ def prepare(conf: cfg.ConfigOpts) -> Plan:
             ", ".join(unknown),
         )
     return Plan(conf, Converter(defs, store_raw), brokers(conf), Topology.from_conf(conf))
-
-
-def check_schema(conf: cfg.ConfigOpts) -> None:
-    driver = open_driver(conf)
-    try:
-        if driver.url.startswith("sqlite"):
-            driver.upgrade()
-        elif not driver.schema_is_current():
-            raise AnnalsError(
-                "the database schema is missing or out of date: run 'annals dbsync' first"
-            )
-    finally:
-        driver.close()
 
 
 def consume(plan: Plan, broker: Broker) -> int:
@@ -191,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(plan.topology.exchanges)}"
         )
         return 0
-    check_schema(conf)
+    prepare_schema(conf)
     workers = args.workers if args.workers is not None else conf.notification.workers
     if workers < 1:
         print("annals consume: --workers must be at least 1", file=sys.stderr)

@@ -28,7 +28,7 @@ from annals import config
 from annals.api.app import create_app
 from annals.api.logging import RequestIdFilter
 from annals.api.metrics import MULTIPROC_ENV
-from annals.cli.common import load_conf, open_driver
+from annals.cli.common import load_conf, open_driver, prepare_schema
 from annals.errors import AnnalsError
 from annals.policy import Policy
 
@@ -55,19 +55,6 @@ class AnnalsApplication(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         return create_app(self.conf, open_driver(self.conf))
-
-
-def prepare_schema(conf: cfg.ConfigOpts) -> None:
-    driver = open_driver(conf)
-    try:
-        if driver.url.startswith("sqlite"):
-            driver.upgrade()
-        elif not driver.schema_is_current():
-            raise AnnalsError(
-                "the database schema is missing or out of date: run 'annals dbsync' first"
-            )
-    finally:
-        driver.close()
 
 
 def is_loopback(host: str) -> bool:
