@@ -109,6 +109,9 @@ def serve(
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # A server killed with SIGKILL cannot remove its temporary metrics directory:
+                # keep it under the test's own directory.
+                env={**os.environ, "TMPDIR": str(tmp_path)},
             )
         server = Server(f"http://127.0.0.1:{port}", process, log, conf)
         servers.append(server)

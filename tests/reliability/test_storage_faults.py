@@ -14,6 +14,7 @@ import os
 import pwd
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,7 +143,9 @@ def pg_database(tablespace_dir: Path | None = None) -> Iterator[str]:
     """A PostgreSQL database of its own (in a tablespace at ``tablespace_dir`` if given),
     with the Annals schema; dropped afterwards, its sessions ended."""
     name = f"annals_fault_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        normalise_url(PG_URL), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+    )
     try:
         with admin.connect() as conn:
             if tablespace_dir is not None:
@@ -165,10 +168,19 @@ def pg_database(tablespace_dir: Path | None = None) -> Iterator[str]:
             conn.exec_driver_sql("CHECKPOINT")
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            if tablespace_dir is not None:
-                conn.exec_driver_sql(f"DROP TABLESPACE IF EXISTS {name}")
+        drop = [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]
+        if tablespace_dir is not None:
+            drop.append(f"DROP TABLESPACE IF EXISTS {name}")
+        for attempt in range(5):  # the shared cluster may be restarting (other tests)
+            try:
+                with admin.connect() as conn:
+                    for statement in drop:
+                        conn.exec_driver_sql(statement)
+                break
+            except sa.exc.OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(2)
         admin.dispose()
 
 
