@@ -74,7 +74,6 @@ class Metrics:
             # the application late) would otherwise keep per-process values that /metrics
             # never sees.
             values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
-        self.shared = shared
         own = None if shared is not None else CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "annals_http_requests",
@@ -124,11 +123,10 @@ class Metrics:
             ["operation", "kind"],
             registry=own,
         )
-        self._exposed = CollectorRegistry()
-        if shared is not None:
+        if own is None:  # every worker's files, read at each scrape
+            self._exposed = CollectorRegistry()
             MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
         else:
-            assert own is not None
             self._exposed = own
 
     def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:

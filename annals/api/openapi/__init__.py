@@ -24,7 +24,8 @@ The Panko V2 event API of Annals, in JSON or (on `Accept: application/xml`) Pank
 
 Errors have one shape: `{"error_message": {"faultcode": "Client"|"Server", "faultstring": \
 "...", "debuginfo": null}}`. A 503 (database unavailable, read-only or full) carries \
-`Retry-After`; nothing was stored.
+`Retry-After`. A batch is stored whole or not at all; one that got no 201 can be posted \
+again (events already stored come back as duplicates).
 
 Some rules cannot be written in JSON Schema, and requests that the schemas accept but that \
 break one of them get a 400: the n-th `q.field` pairs with the n-th `q.op`, `q.type` and \

@@ -51,8 +51,9 @@ RESPONSES: Final[dict[str, str]] = {
     "on /v2).",
     "413": "The request body is larger than [api] max_request_body_size.",
     "415": "The request body is not JSON (Content-Type).",
-    "503": "The database cannot be reached or refuses the operation (read-only, disk full). "
-    "Nothing was stored; retry later (Retry-After).",
+    "503": "The database cannot be reached or refuses the operation (read-only, disk full); "
+    "retry later (Retry-After). A batch answered 503 is stored whole or not at all (almost "
+    "always not): posting it again is safe, stored events come back as duplicates.",
 }
 
 
