@@ -37,6 +37,7 @@ from annals.models import Event, Trait, TraitType
 from annals.storage import get_driver
 from annals.storage.sql.driver import normalise_url
 from tests.conftest import free_port
+from tests.reliability.conftest import stored_ids
 
 HERE = Path(__file__).parent
 DEFAULT_PG = os.environ.get(
@@ -205,19 +206,6 @@ def read_stats(path: Path) -> list[KindStats]:
         ]
 
 
-def stored_load_ids(database_url: str, run: str) -> set[str]:
-    engine = sa.create_engine(normalise_url(database_url), poolclass=sa.NullPool)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT message_id FROM event WHERE message_id LIKE :p"),
-                {"p": f"load-{run}-%"},
-            )
-            return {row[0] for row in rows}
-    finally:
-        engine.dispose()
-
-
 def start_server(
     database_url: str, workdir: Path, workers: int
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -325,7 +313,7 @@ def run_load(
     report = json.loads(report_file.read_text())
     acked: set[str] = set(report["acknowledged"])
     unacked: set[str] = set(report["unacknowledged"])
-    stored = stored_load_ids(database_url, plan.run)
+    stored = stored_ids(database_url, f"load-{plan.run}")
     batches: dict[str, int] = {}
     for message_id in stored:
         batch = message_id.rsplit("-", 1)[0]
