@@ -99,10 +99,16 @@ class EventQuery:
         return replace(self, scope=scope)
 
     def effective_sort(self) -> tuple[SortKey, ...]:
-        """The sort with message_id appended as the final tie-break, so pages are stable."""
+        """The sort with message_id appended as the final tie-break, so pages are stable.
+
+        The tie-break runs in the direction of the last key: ``generated:desc`` is then one
+        backward walk of the (…, generated, message_id) indexes, where a mixed direction
+        would make MySQL/MariaDB sort every matching row.
+        """
         if any(s.key == "message_id" for s in self.sort):
             return self.sort
-        return (*self.sort, SortKey("message_id"))
+        descending = self.sort[-1].descending if self.sort else False
+        return (*self.sort, SortKey("message_id", descending))
 
 
 @dataclass(frozen=True, slots=True)

@@ -744,7 +744,10 @@ def test_parse_limit_property(n: int, default: int, maximum: int) -> None:
     ("sort", "effective"),
     [
         (DEFAULT_SORT, DEFAULT_SORT),
-        ((SortKey("generated", True),), (SortKey("generated", True), SortKey("message_id"))),
+        (
+            (SortKey("generated", True),),
+            (SortKey("generated", True), SortKey("message_id", True)),
+        ),
         ((SortKey("generated"),), (SortKey("generated"), SortKey("message_id"))),
         ((SortKey("message_id", True),), (SortKey("message_id", True),)),
         (
@@ -753,7 +756,7 @@ def test_parse_limit_property(n: int, default: int, maximum: int) -> None:
         ),
         (
             (SortKey("generated"), SortKey("generated", True)),
-            (SortKey("generated"), SortKey("generated", True), SortKey("message_id")),
+            (SortKey("generated"), SortKey("generated", True), SortKey("message_id", True)),
         ),
     ],
 )
@@ -770,6 +773,8 @@ def test_effective_sort_always_ends_with_a_message_id_tie_break(keys: list[SortK
     assert effective[: len(keys)] == tuple(keys)
     assert any(s.key == "message_id" for s in effective)
     assert len(effective) - len(keys) in (0, 1)
+    if len(effective) > len(keys) and keys:  # the tie-break follows the last key's direction
+        assert effective[-1].descending == keys[-1].descending
 
 
 def test_with_scope_returns_a_copy() -> None:

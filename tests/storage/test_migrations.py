@@ -80,8 +80,42 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert event.raw == {"a": 1}
         assert {t.name: t.value for t in event.traits} == {"project_id": "p", "n": 42}
         assert event.generated.microsecond == 123456
+        assert _event_indexes(driver) == HEAD_EVENT_INDEXES
+        # And back: 0002's downgrade restores the 0001 indexes, data untouched; up again.
+        with driver.engine.begin() as conn:
+            command.downgrade(driver._alembic_config(conn), FIRST_REVISION)
+        assert _event_indexes(driver) == FIRST_EVENT_INDEXES
+        driver.upgrade()
+        assert _event_indexes(driver) == HEAD_EVENT_INDEXES
+        assert [e.message_id for e in driver.get_events(EventQuery())] == ["m-1"]
     finally:
         driver.close()
+
+
+FIRST_EVENT_INDEXES = {
+    "ix_event_generated_message_id": ["generated", "message_id"],
+    "ix_event_event_type_id_generated": ["event_type_id", "generated"],
+    "ix_event_project_id_user_id_generated": ["project_id", "user_id", "generated"],
+}
+HEAD_EVENT_INDEXES = {
+    "ix_event_generated_message_id": ["generated", "message_id"],
+    "ix_event_event_type_id_generated_message_id": ["event_type_id", "generated", "message_id"],
+    "ix_event_project_id_generated_message_id": ["project_id", "generated", "message_id"],
+    "ix_event_user_id_generated_message_id": ["user_id", "generated", "message_id"],
+}
+
+
+def _event_indexes(driver: StorageDriver) -> dict[str, list[str]]:
+    """The event table's secondary indexes by name (not the unique message_id constraint)."""
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    found = sa.inspect(driver.engine).get_indexes("event")
+    return {
+        str(ix["name"]): [str(c) for c in ix["column_names"]]
+        for ix in found
+        if not ix.get("unique") and ix["name"] != "fk_event_event_type_id_event_type"
+    }
 
 
 def _head(driver: StorageDriver) -> str:

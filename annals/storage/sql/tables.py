@@ -65,9 +65,15 @@ event = sa.Table(
     sa.Column("project_id", sa.String(NAME_LENGTH), nullable=True),
     sa.Column("user_id", sa.String(NAME_LENGTH), nullable=True),
     sa.Column("raw", RawText, nullable=True),
+    # Every listing is ORDER BY generated, message_id LIMIT n: each index ends with those two
+    # columns, so an equality on its first column reads the page in order and stops at n.
     sa.Index(None, "generated", "message_id"),
-    sa.Index(None, "event_type_id", "generated"),
-    sa.Index(None, "project_id", "user_id", "generated"),
+    sa.Index(None, "event_type_id", "generated", "message_id"),
+    sa.Index(None, "project_id", "generated", "message_id"),
+    # Member listings (project AND user): a user's events are few, and mostly in one project.
+    # (project_id, user_id, generated, message_id) would be exact, but is over MySQL's
+    # 3,072-byte key limit with 255-character utf8mb4 columns.
+    sa.Index(None, "user_id", "generated", "message_id"),
     **MYSQL_TABLE_ARGS,
 )
 
