@@ -148,10 +148,31 @@ class SQLDriver(StorageDriver):
         self.engine: Engine = sa.create_engine(self.sa_url, **kwargs)
         if self.dialect_name == "sqlite":
             self._configure_sqlite(self.engine)
+        else:
+            self._configure_mariadb(self.engine)
         self._type_ids: dict[str, int] = {}
         self._type_lock = threading.Lock()
 
     # --- engine plumbing ------------------------------------------------------------------
+
+    @staticmethod
+    def _configure_mariadb(engine: Engine) -> None:
+        """MariaDB: keep EXISTS a correlated subquery.
+
+        The driver writes EXISTS only for a trait filter that matches many events (see
+        _drive_from_trait_index), to be checked per event while the events are read in sort
+        order up to the page limit. MariaDB's exists_to_in rewrites it into a semi-join that
+        sorts every match instead (1.6 s instead of 3 ms at 100k events).
+        """
+        if engine.dialect.name not in ("mysql", "mariadb"):
+            return
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            if "mariadb" in str(dbapi_conn.get_server_info()).lower():
+                cur = dbapi_conn.cursor()
+                cur.execute("SET SESSION optimizer_switch='exists_to_in=off'")
+                cur.close()
 
     @staticmethod
     def _configure_sqlite(engine: Engine) -> None:
