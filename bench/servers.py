@@ -18,7 +18,8 @@ from bench.httpdriver import Client, Request
 ENGINES = ("sqlite", "postgresql", "mysql")
 PG_URL = os.environ.get("ANNALS_BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/")
 MYSQL_URL = os.environ.get("ANNALS_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
-ANNALS_DB = "annals_bench"
+#: Database Annals is loaded into (PostgreSQL/MariaDB); dropped and created by every load.
+ANNALS_DB = os.environ.get("ANNALS_BENCH_DB", "annals_bench")
 PANKO_DB = "panko_bench"
 PANKO_PYTHON = Path(os.environ.get("ANNALS_BENCH_PANKO_PYTHON", "/work/panko-ref/bin/python"))
 PANKO_PASTE_INI = Path(
