@@ -7,6 +7,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 
 class TraitType(enum.IntEnum):
     """Trait data types, numbered as Ceilometer's event publisher numbers them."""
@@ -41,12 +43,41 @@ class Trait:
     value: TraitValue
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class RawJSON:
+    """A raw payload still in the JSON text it was stored as (``orjson.dumps`` output).
+
+    Storage hands payloads over in this form so that a JSON response can copy the text
+    as it is instead of decoding and encoding it again; :func:`decode_raw` gives the value.
+    It equals any value, encoded or not, that decodes to the same JSON value.
+    """
+
+    text: str
+
+    def decode(self) -> Any:
+        return orjson.loads(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RawJSON):
+            return self.text == other.text or self.decode() == other.decode()
+        return bool(self.decode() == other)
+
+    __hash__ = None  # type: ignore[assignment]  # compares like the (unhashable) value
+
+
+def decode_raw(raw: Any) -> Any:
+    """The JSON value of an event's raw payload, decoded or :class:`RawJSON`."""
+    return raw.decode() if isinstance(raw, RawJSON) else raw
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     message_id: str
     event_type: str
     generated: dt.datetime  # naive, UTC
     traits: tuple[Trait, ...] = ()
+    #: The notification as received: its decoded JSON value, or the stored text as
+    #: :class:`RawJSON` (events read from storage); :func:`decode_raw` gives the value.
     raw: Any = field(default_factory=dict)
 
     def string_trait(self, name: str) -> str | None:

@@ -8,14 +8,26 @@ the Python ``repr`` of the decoded JSON. Field order follows Panko's output.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from xml.etree import ElementTree as ET
 
 import orjson
 
 from annals import timeutil
-from annals.models import Event, Trait, TraitDescription, TraitType, TraitValue
+from annals.models import (
+    Event,
+    RawJSON,
+    Trait,
+    TraitDescription,
+    TraitType,
+    TraitValue,
+    decode_raw,
+)
+
+#: Events per piece of a streamed event list: ~1.7 KB of JSON each for a typical
+#: notification (13 traits, a 1 KB payload), so pieces of ~400 KB.
+EVENTS_PER_CHUNK = 250
 
 
 class Format(enum.Enum):
@@ -49,7 +61,9 @@ def event_doc(event: Event) -> dict[str, Any]:
         "event_type": event.event_type,
         "traits": [trait_doc(t) for t in event.traits],
         "generated": timeutil.isoformat(event.generated),
-        "raw": event.raw,
+        # Stored payloads are copied as the JSON text they are (orjson wrote it), not decoded
+        # and encoded again.
+        "raw": orjson.Fragment(event.raw.text) if isinstance(event.raw, RawJSON) else event.raw,
     }
 
 
@@ -109,7 +123,7 @@ def _ascii(element: ET.Element) -> bytes:
 
 def xml_event(event: Event) -> dict[str, Any]:
     doc = event_doc(event)
-    doc["raw"] = XmlRepr(event.raw)
+    doc["raw"] = XmlRepr(decode_raw(event.raw))
     return doc
 
 
@@ -126,6 +140,48 @@ def render_events(events: Sequence[Event], fmt: Format) -> bytes:
     if fmt.is_xml:
         return to_xml([xml_event(e) for e in events])
     return orjson.dumps([event_doc(e) for e in events])
+
+
+def stream_events(
+    events: list[Event], fmt: Format, per_chunk: int = EVENTS_PER_CHUNK
+) -> Iterator[bytes]:
+    """The bytes of ``render_events(events, fmt)``, in pieces of ``per_chunk`` events.
+
+    Only one piece exists at a time, never the whole document nor the documents of every
+    event, and nothing is rendered before the first ``next()``. The list is taken over:
+    events leave it as they are rendered, so that their memory is given back while the
+    rest of the response is still being sent.
+    """
+    if not events:
+        yield render_events(events, fmt)
+        return
+    if fmt.is_xml:
+        yield b"<result>"
+        for batch in _batches(events, per_chunk):
+            yield b"".join(_ascii(_xml_item(event)) for event in batch)
+        yield b"</result>"
+        return
+    separator = b"["
+    for batch in _batches(events, per_chunk):
+        # orjson writes "[a,b]": the members go out as "[a,b", then ",c,d", ..., then "]".
+        yield separator + orjson.dumps([event_doc(event) for event in batch])[1:-1]
+        separator = b","
+    yield b"]"
+
+
+def _batches(events: list[Event], size: int) -> Iterator[list[Event]]:
+    """``events``, ``size`` at a time, each batch removed from the list as it is handed out."""
+    while events:
+        batch = events[:size]
+        del events[:size]
+        yield batch
+
+
+def _xml_item(event: Event) -> ET.Element:
+    """One member of the XML event list, as ``to_xml`` builds it inside ``<result>``."""
+    item = ET.Element("item")
+    _xml_fill(item, xml_event(event))
+    return item
 
 
 def render_event(event: Event, fmt: Format) -> bytes:

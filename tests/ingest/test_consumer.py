@@ -21,7 +21,7 @@ import pytest
 
 from annals.errors import StorageError, StorageUnavailable
 from annals.ingest.notifications import Converter
-from annals.models import Event, RecordResult, Trait, TraitType
+from annals.models import Event, RecordResult, Trait, TraitType, decode_raw
 from annals.query import EventQuery, Scope, ScopeKind
 from annals.storage.base import StorageDriver
 from tests.conftest import ADMIN
@@ -239,7 +239,7 @@ def test_store_raw_and_unmatched(
         "tenant_id": S("p1"),
         "user_id": S(samples.USER),
     }
-    raw = events[create["message_id"]].raw
+    raw = decode_raw(events[create["message_id"]].raw)  # stored: JSON text
     assert set(raw) == {"ctxt", "publisher_id", "event_type", "payload", "metadata"}
     assert raw["metadata"] == {
         "message_id": create["message_id"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import falcon
@@ -45,6 +46,22 @@ class Resource:
         resp.status = status
         resp.content_type = fmt.value
         resp.data = body
+
+    @staticmethod
+    def reply_stream(
+        req: falcon.Request, resp: falcon.Response, body: Iterator[bytes], fmt: Format
+    ) -> None:
+        """A 200 whose body is sent piece by piece as ``body`` yields it, without
+        Content-Length (chunked transfer encoding over HTTP/1.1).
+
+        Whatever can fail must have run before: once the first piece is out the status
+        cannot change, and an exception in ``body`` only cuts the connection short (the
+        server logs it; an HTTP/1.1 client sees an unterminated chunked body, an HTTP/1.0
+        one a document without its end).
+        """
+        resp.status = 200
+        resp.content_type = fmt.value
+        resp.stream = body
 
     @staticmethod
     def fmt(req: falcon.Request) -> Format:

@@ -43,7 +43,13 @@ class Events(Resource):
             marker=query.check_marker(got.marker),
         )
         events = self.driver.get_events(scoped)
-        self.reply(req, resp, serializers.render_events(events, fmt), fmt)
+        if len(events) <= serializers.EVENTS_PER_CHUNK:
+            self.reply(req, resp, serializers.render_events(events, fmt), fmt)
+            return
+        # A large page (10,000 events are ~17 MB of JSON) is rendered while it is sent, a
+        # few hundred events at a time, never whole in memory. The storage call has returned
+        # the complete page: every database error comes before the status is sent.
+        self.reply_stream(req, resp, serializers.stream_events(events, fmt), fmt)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Record events sent by Ceilometer's http:// event publisher (or anyone alike)."""

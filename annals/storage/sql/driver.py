@@ -29,6 +29,7 @@ from annals import timeutil
 from annals.errors import InvalidMarker, StorageError, StorageUnavailable
 from annals.models import (
     Event,
+    RawJSON,
     RecordResult,
     Trait,
     TraitDescription,
@@ -708,7 +709,7 @@ class SQLDriver(StorageDriver):
                 event_type=type_names[row.event_type_id],
                 generated=timeutil.from_micros(row.generated),
                 traits=tuple(sorted(traits.get(row.id, ()), key=lambda tr: (tr.name, tr.type))),
-                raw=orjson.loads(row.raw) if row.raw else {},
+                raw=RawJSON(row.raw) if row.raw else {},  # passed on as the JSON text it is
             )
             for row in rows
         ]
