@@ -726,6 +726,9 @@ class SQLDriver(StorageDriver):
     @staticmethod
     def _traits_for(conn: Connection, event_ids: list[int]) -> dict[int, list[Trait]]:
         found: dict[int, list[Trait]] = {}
+        # A page repeats the same names and many values (states, hosts, projects): one copy
+        # of each per request instead of one per row (a 10,000-event page holds ~130,000).
+        same: dict[str, str] = {}
         for trait_type, table in t.TRAIT_TABLES.items():
             for chunk in _chunks(event_ids):
                 rows = conn.execute(
@@ -734,8 +737,11 @@ class SQLDriver(StorageDriver):
                     )
                 )
                 for event_id, name, value in rows:
+                    loaded = _load_value(trait_type, value)
+                    if isinstance(loaded, str):  # (not numbers: -0.0 == 0.0)
+                        loaded = same.setdefault(loaded, loaded)
                     found.setdefault(event_id, []).append(
-                        Trait(name, trait_type, _load_value(trait_type, value))
+                        Trait(same.setdefault(name, name), trait_type, loaded)
                     )
         return found
 
