@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar, Token
 from typing import Any, Final
 
@@ -83,6 +84,26 @@ def caller_of(credentials: Credentials | None) -> str:
     return "/".join(parts) or "anonymous"
 
 
+class ObservedBody:
+    """A streamed response body that calls ``done`` once the WSGI server has closed it
+    (PEP 3333: the server calls ``close()`` when the response is over, sent or not)."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self._body = body
+        self._done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._done()
+
+
 class RequestObserver:
     """Falcon middleware, first in the chain: times every request, counts it in the metrics
     and writes its access line.
@@ -120,21 +141,42 @@ class RequestObserver:
         started: float | None = getattr(req.context, "started", None)
         if started is None:  # process_request never ran
             return
-        seconds = time.perf_counter() - started
-        status = resp.status_code
         route = self._route(req)
         try:
-            if self.metrics is not None:
-                self.metrics.in_progress.dec()
-                self.metrics.observe_request(req.method, route, status, seconds)
-                if req.method == "POST" and route == "/v2/events" and status in REJECTED_STATUSES:
-                    self.metrics.observe_rejected_batch(getattr(req.context, "body", b""))
-            if self.access_log:
-                self._log(req, status, route, seconds)
+            stream = resp.stream
+            if stream is not None and not hasattr(stream, "read"):
+                # A streamed page is rendered while it is sent: the request ends when the
+                # server is done with the body (and closes it), not now.
+                request_id = current_request_id.get()
+                status = resp.status_code
+                resp.stream = ObservedBody(
+                    stream, lambda: self._finish_as(request_id, req, status, route, started)
+                )
+            else:
+                self._finish(req, resp.status_code, route, started)
         finally:
             token: Token[str] | None = getattr(req.context, "request_id_token", None)
             if token is not None:
                 current_request_id.reset(token)
+
+    def _finish_as(
+        self, request_id: str, req: falcon.Request, status: int, route: str | None, started: float
+    ) -> None:
+        token = current_request_id.set(request_id)
+        try:
+            self._finish(req, status, route, started)
+        finally:
+            current_request_id.reset(token)
+
+    def _finish(self, req: falcon.Request, status: int, route: str | None, started: float) -> None:
+        seconds = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.in_progress.dec()
+            self.metrics.observe_request(req.method, route, status, seconds)
+            if req.method == "POST" and route == "/v2/events" and status in REJECTED_STATUSES:
+                self.metrics.observe_rejected_batch(getattr(req.context, "body", b""))
+        if self.access_log:
+            self._log(req, status, route, seconds)
 
     @staticmethod
     def _log(req: falcon.Request, status: int, route: str | None, seconds: float) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -285,3 +286,57 @@ def test_caller_names_identity_never_credentials() -> None:
     assert caller_of(Credentials(user_id="u", system_scope=SYSTEM_ALL)) == "user:u/system:all"
     assert caller_of(Credentials(user_id="u", domain_id="d")) == "user:u/domain:d"
     assert caller_of(Credentials(user_id="a b\nc")) == 'user:"a b\\nc"'
+
+
+@pytest.mark.db
+@pytest.mark.backends("sqlite")
+def test_a_streamed_page_is_timed_and_logged_when_the_server_closes_it(
+    single_process: None,
+    driver: StorageDriver,
+    conf_factory: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Large pages are rendered while they are sent: the access line, the latency and the
+    in-progress gauge must cover the sending, i.e. end at the WSGI close(), once."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from annals.api.app import create_app
+    from annals.ingest.events import parse_batch
+
+    driver.record_events(parse_batch([event(f"page-{n:04d}") for n in range(600)]))
+    conf = config.load([str(conf_factory({"database": {"connection": driver.url}}))])
+    app = create_app(conf, driver)
+    environ: dict[str, object] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/v2/events",
+        "QUERY_STRING": "limit=600",
+        "wsgi.input": io.BytesIO(b""),
+    }
+    environ.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in ADMIN.items()})
+    setup_testing_defaults(environ)
+    started: list[str] = []
+    caplog.set_level(logging.INFO, logger=ACCESS_LOG.name)
+
+    def access_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == ACCESS_LOG.name]
+
+    body = app(environ, lambda status, headers, exc_info=None: started.append(status))
+    assert started == ["200 OK"]
+    assert not hasattr(body, "read")  # streamed, not one buffer
+    chunks = []
+    for chunk in body:
+        chunks.append(chunk)
+        assert access_lines() == []  # still being sent
+    assert len(chunks) > 1
+    assert access_lines() == []
+    body.close()  # what the WSGI server does when the response is over
+    [line] = access_lines()
+    assert " route=/v2/events status=200 " in line
+    assert len(orjson.loads(b"".join(chunks))) == 600
+    same_app = httpx.WSGITransport(app=app)
+    with httpx.Client(transport=same_app, base_url="http://localhost") as client:
+        samples = scrape(client)
+    latency = "annals_http_request_duration_seconds_count"
+    assert value(samples, latency, method="GET", route="/v2/events") == 1
+    assert value(samples, "annals_http_requests_in_progress") == 1  # this scrape
