@@ -81,10 +81,12 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert {t.name: t.value for t in event.traits} == {"project_id": "p", "n": 42}
         assert event.generated.microsecond == 123456
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
+        assert _owner_statistics(driver) is (driver.dialect_name == "postgresql")
         # And back: 0002's downgrade restores the 0001 indexes, data untouched; up again.
         with driver.engine.begin() as conn:
             command.downgrade(driver._alembic_config(conn), FIRST_REVISION)
         assert _event_indexes(driver) == FIRST_EVENT_INDEXES
+        assert _owner_statistics(driver) is False
         driver.upgrade()
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
         assert [e.message_id for e in driver.get_events(EventQuery())] == ["m-1"]
@@ -103,6 +105,20 @@ HEAD_EVENT_INDEXES = {
     "ix_event_project_id_generated_message_id": ["project_id", "generated", "message_id"],
     "ix_event_user_id_generated_message_id": ["user_id", "generated", "message_id"],
 }
+
+
+def _owner_statistics(driver: StorageDriver) -> bool:
+    """Whether PostgreSQL's extended statistics on (project_id, user_id) exist."""
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    if driver.dialect_name != "postgresql":
+        return False
+    with driver.engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_statistic_ext WHERE stxname = 'event_owner_dependencies'"
+        ).scalar()
+    return found == 1
 
 
 def _event_indexes(driver: StorageDriver) -> dict[str, list[str]]:
