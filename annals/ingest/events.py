@@ -46,6 +46,14 @@ def _name(value: Any, what: str, limit: int = NAME_LENGTH) -> str:
     return value
 
 
+def _event_name(value: Any, where: str, field: str) -> str:
+    """:func:`_name` of ``{where}: {field}``, with the text of the error only built (by
+    calling it) when ``value`` is not a plain valid name."""
+    if type(value) is str and 0 < len(value) <= NAME_LENGTH and "\x00" not in value:
+        return value
+    return _name(value, f"{where}: {field}")
+
+
 def _check_text(value: str, what: str, limit: int) -> None:
     if len(value) > limit:
         raise InvalidEvent(f"{what} is longer than {limit} characters")
@@ -60,6 +68,16 @@ def _datetime(value: Any, what: str) -> dt.datetime:
         return timeutil.parse_isotime(value)
     except ValueError:
         raise InvalidEvent(f"{what} is not a valid ISO 8601 timestamp: {value!r}") from None
+
+
+def _plain_datetime(value: Any) -> dt.datetime | None:
+    """What :func:`_datetime` returns for ``value``, or None where it would raise."""
+    if type(value) is not str:
+        return None
+    try:
+        return timeutil.parse_isotime(value)
+    except ValueError:
+        return None
 
 
 def _trait_value(trait_type: TraitType, dtype: int, value: Any, what: str) -> TraitValue:
@@ -90,6 +108,54 @@ def _trait_value(trait_type: TraitType, dtype: int, value: Any, what: str) -> Tr
     return _datetime(value, what)
 
 
+def _trait(item: Any, position: int, where: str, seen: set[tuple[str, TraitType]]) -> Trait:
+    """One trait, every check in order, with the error texts built as they are needed."""
+    what = f"{where}: trait {position}"
+    if isinstance(item, dict):
+        parts = [item.get("name"), item.get("dtype"), item.get("value")]
+    elif isinstance(item, list) and len(item) == 3:
+        parts = item
+    else:
+        raise InvalidEvent(f"{what} must be a list [name, dtype, value]")
+    name = _name(parts[0], f"{what} name")
+    dtype = parts[1]
+    if isinstance(dtype, bool) or not isinstance(dtype, int) or dtype not in DTYPES:
+        raise InvalidEvent(f"{what} ({name}) has unknown dtype {dtype!r}; expected 0-4")
+    trait_type = DTYPES[dtype]
+    if (name, trait_type) in seen:
+        raise InvalidEvent(f"{what} repeats trait {name!r} of type {trait_type.api_name}")
+    seen.add((name, trait_type))
+    if name in OWNER_TRAITS and trait_type is TraitType.STRING:
+        _check_text(str(parts[2]), f"{what} ({name})", NAME_LENGTH)
+    return Trait(name, trait_type, _trait_value(trait_type, dtype, parts[2], f"{what} ({name})"))
+
+
+_FINITE_MAX = 1.7976931348623157e308
+
+
+def _fast_value(dtype: int, name: str, value: Any) -> TraitValue | None:
+    """The stored value of a plainly valid ``[name, dtype, value]`` (the shape publishers
+    send); None for anything else, which the full checks of :func:`_trait` then judge."""
+    kind = type(value)
+    if dtype <= 1:  # 1 string, 0 none (stored as a string)
+        if kind is str and len(value) <= STRING_VALUE_LENGTH and "\x00" not in value:
+            if name in OWNER_TRAITS and len(value) > NAME_LENGTH:
+                return None
+            return value  # type: ignore[no-any-return]
+        return None
+    if dtype == 2:
+        if kind is int and INT64_MIN <= value <= INT64_MAX:
+            return value  # type: ignore[no-any-return]
+        return None
+    if dtype == 3:
+        if kind is float and -_FINITE_MAX <= value <= _FINITE_MAX:
+            return value  # type: ignore[no-any-return]
+        return None
+    if dtype == 4:
+        return _plain_datetime(value)
+    return None
+
+
 def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
     if raw_traits is None:
         return ()
@@ -98,26 +164,26 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
     traits: list[Trait] = []
     seen: set[tuple[str, TraitType]] = set()
     for position, item in enumerate(raw_traits):
-        what = f"{where}: trait {position}"
-        if isinstance(item, dict):
-            parts = [item.get("name"), item.get("dtype"), item.get("value")]
-        elif isinstance(item, list) and len(item) == 3:
-            parts = item
-        else:
-            raise InvalidEvent(f"{what} must be a list [name, dtype, value]")
-        name = _name(parts[0], f"{what} name")
-        dtype = parts[1]
-        if isinstance(dtype, bool) or not isinstance(dtype, int) or dtype not in DTYPES:
-            raise InvalidEvent(f"{what} ({name}) has unknown dtype {dtype!r}; expected 0-4")
-        trait_type = DTYPES[dtype]
-        if (name, trait_type) in seen:
-            raise InvalidEvent(f"{what} repeats trait {name!r} of type {trait_type.api_name}")
-        seen.add((name, trait_type))
-        if name in OWNER_TRAITS and trait_type is TraitType.STRING:
-            _check_text(str(parts[2]), f"{what} ({name})", NAME_LENGTH)
-        traits.append(
-            Trait(name, trait_type, _trait_value(trait_type, dtype, parts[2], f"{what} ({name})"))
-        )
+        # Fast path: a well-formed [name, dtype, value] is accepted after cheap checks alone;
+        # anything else goes through _trait, which applies every check and words the error.
+        if type(item) is list and len(item) == 3:
+            name, dtype, value = item
+            if (
+                type(name) is str
+                and 0 < len(name) <= NAME_LENGTH
+                and "\x00" not in name
+                and type(dtype) is int
+                and 0 <= dtype <= 4
+            ):
+                trait_type = DTYPES[dtype]
+                key = (name, trait_type)
+                if key not in seen:
+                    stored = _fast_value(dtype, name, value)
+                    if stored is not None:
+                        seen.add(key)
+                        traits.append(Trait(name, trait_type, stored))
+                        continue
+        traits.append(_trait(item, position, where, seen))
     return tuple(traits)
 
 
@@ -125,9 +191,13 @@ def parse_event(doc: Any, where: str = "event") -> Event:
     """One publisher document -> Event, or InvalidEvent naming ``where`` and the problem."""
     if not isinstance(doc, dict):
         raise InvalidEvent(f"{where}: must be a JSON object")
-    message_id = _name(doc.get("message_id"), f"{where}: message_id")
-    event_type = _name(doc.get("event_type"), f"{where}: event_type")
-    generated = _datetime(doc.get("generated"), f"{where}: generated")
+    # Error texts are only built when something is wrong: this runs for every event.
+    message_id = _event_name(doc.get("message_id"), where, "message_id")
+    event_type = _event_name(doc.get("event_type"), where, "event_type")
+    stamp = doc.get("generated")
+    generated = _plain_datetime(stamp)
+    if generated is None:
+        generated = _datetime(stamp, f"{where}: generated")
     traits = _traits(doc.get("traits"), where)
     raw = doc.get("raw", {})
     if raw is None:
