@@ -190,6 +190,11 @@ class SQLDriver(StorageDriver):
             cur = dbapi_conn.cursor()
             if engine.url.database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")
+                # A checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: one batch of
+                # 1,000 events writes more than 4 MB, so the default made every commit also
+                # copy the WAL into the database and fsync it. Index pages that several
+                # batches rewrite are now copied once. Commits still fsync the WAL (FULL).
+                cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -198,7 +203,43 @@ class SQLDriver(StorageDriver):
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             write = conn.get_execution_options().get("annals_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            # A batch of 1,000 events dirties ~4,000 index pages: with SQLite's 2 MB page
+            # cache, most of them were read again from the WAL as the insert went on. Writes
+            # get 16 MiB; the next read on the connection trims it back to the default.
+            if write != conn.info.get("annals_write_cache", False):
+                conn.exec_driver_sql(f"PRAGMA cache_size={-16384 if write else -2000}")
+                conn.info["annals_write_cache"] = write
+            if write:
+                SQLDriver._begin_immediate(conn)
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+    @staticmethod
+    def _begin_immediate(conn: Connection) -> None:
+        """BEGIN IMMEDIATE, taking the write lock within a few ms of another writer's commit.
+
+        SQLite's own busy handler sleeps ever longer (1, 2, 5, 10, 15, 20, 25, 25, ... ms)
+        while it waits: a writer queued behind a 60 ms batch could start ~25 ms after the
+        lock was free, and two API workers writing at once were slower than one. Here the
+        wait is polled every millisecond (for up to the usual 30 s); the last try is the
+        plain statement with the full busy timeout, whose error (if any) surfaces as before.
+        """
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        busy = conn.engine.dialect.loaded_dbapi.OperationalError
+        deadline = time.monotonic() + 30
+        dbapi_conn.execute("PRAGMA busy_timeout=1")
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    dbapi_conn.execute("BEGIN IMMEDIATE")
+                    return
+                except busy as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        break
+                time.sleep(0.001)
+        finally:
+            dbapi_conn.execute("PRAGMA busy_timeout=30000")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @contextlib.contextmanager
     def _tx(self, write: bool = False) -> Iterator[Connection]:
@@ -342,55 +383,178 @@ class SQLDriver(StorageDriver):
         self, conn: Connection, events: list[Event], type_ids: dict[str, int]
     ) -> tuple[int, list[str]]:
         ids = [ev.message_id for ev in events]
-        existing: set[str] = set()
-        for chunk in _chunks(ids):
-            existing.update(
-                conn.scalars(sa.select(t.event.c.message_id).where(t.event.c.message_id.in_(chunk)))
-            )
-        new = [ev for ev in events if ev.message_id not in existing]
+        existing = self._existing_message_ids(conn, ids)
+        new = [ev for ev in events if ev.message_id not in existing] if existing else events
         if not new:
             return 0, [m for m in ids if m in existing]
-        self._insert_rows(
-            conn,
-            t.event,
-            ("message_id", "event_type_id", "generated", "project_id", "user_id", "raw"),
-            [
-                (
-                    ev.message_id,
-                    type_ids[ev.event_type],
-                    timeutil.to_micros(ev.generated),
-                    ev.string_trait("project_id"),
-                    ev.string_trait("user_id"),
-                    orjson.dumps(ev.raw).decode(),
-                )
-                for ev in new
-            ],
-        )
-        row_ids: dict[str, int] = {}
-        for chunk in _chunks([ev.message_id for ev in new]):
-            rows = conn.execute(
-                sa.select(t.event.c.message_id, t.event.c.id).where(t.event.c.message_id.in_(chunk))
-            )
-            row_ids.update({message_id: row_id for message_id, row_id in rows})
+        # SQLite and PostgreSQL: the ids are chosen before the insert (one query), so event
+        # and trait rows are built in one pass and nothing is read back. MySQL: the trait
+        # rows hold the event's position until the ids are read back after the insert.
+        row_ids = self._new_event_ids(conn, len(new))
+        event_rows: list[tuple[Any, ...]] = []
         trait_rows: dict[TraitType, list[tuple[Any, ...]]] = {tt: [] for tt in TraitType}
-        catalogue: set[tuple[int, str, int]] = set()
-        for ev in new:
-            event_id = row_ids[ev.message_id]
+        catalogue: set[tuple[int, str, TraitType]] = set()
+        string_type, datetime_type = TraitType.STRING, TraitType.DATETIME
+        to_micros, dumps = timeutil.to_micros, orjson.dumps
+        for position, ev in enumerate(new):
+            event_id = row_ids[position] if row_ids else position
             type_id = type_ids[ev.event_type]
+            project_id = user_id = None
             for trait in ev.traits:
-                trait_rows[trait.type].append((event_id, trait.name, _store_value(trait)))
-                catalogue.add((type_id, trait.name, int(trait.type)))
+                name, kind, value = trait.name, trait.type, trait.value
+                if kind is string_type:
+                    # What Event.string_trait answers: the first string trait of the name.
+                    if name == "project_id" and project_id is None:
+                        project_id = str(value)
+                    elif name == "user_id" and user_id is None:
+                        user_id = str(value)
+                elif kind is datetime_type:
+                    assert isinstance(value, dt.datetime)
+                    value = to_micros(value)
+                trait_rows[kind].append((event_id, name, value))
+                catalogue.add((type_id, name, kind))
+            row = (
+                ev.message_id,
+                type_id,
+                to_micros(ev.generated),
+                project_id,
+                user_id,
+                dumps(ev.raw).decode(),
+            )
+            event_rows.append((event_id, *row) if row_ids else row)
+        columns = ("message_id", "event_type_id", "generated", "project_id", "user_id", "raw")
+        self._insert_rows(conn, t.event, ("id", *columns) if row_ids else columns, event_rows)
+        if not row_ids:
+            stored = self._stored_event_ids(conn, [ev.message_id for ev in new])
+            by_position = [stored[ev.message_id] for ev in new]
+            for kind, rows in trait_rows.items():
+                trait_rows[kind] = [(by_position[pos], name, value) for pos, name, value in rows]
         for trait_type, values in trait_rows.items():
             if values:
                 self._insert_rows(
                     conn, t.TRAIT_TABLES[trait_type], ("event_id", "name", "value"), values
                 )
         if catalogue:
+            self._record_catalogue(conn, sorted((a, b, int(c)) for a, b, c in catalogue))
+        return len(new), [m for m in ids if m in existing]
+
+    #: PostgreSQL: the name of event.id's sequence (asked once).
+    _event_id_sequence: str | None = None
+
+    def _existing_message_ids(self, conn: Connection, message_ids: list[str]) -> set[str]:
+        """Those of ``message_ids`` already stored (probes of the unique index)."""
+        if self.dialect_name == "postgresql":
+            found = self._fetch(
+                conn, "SELECT message_id FROM event WHERE message_id = ANY(%s)", (message_ids,)
+            )
+            return {row[0] for row in found}
+        if self.dialect_name == "sqlite":
+            existing: set[str] = set()
+            for chunk in _chunks(message_ids):
+                marks = ", ".join("?" * len(chunk))
+                found = self._fetch(
+                    conn, f"SELECT message_id FROM event WHERE message_id IN ({marks})", chunk
+                )
+                existing.update(row[0] for row in found)
+            return existing
+        existing = set()
+        for chunk in _chunks(message_ids):
+            existing.update(
+                conn.scalars(sa.select(t.event.c.message_id).where(t.event.c.message_id.in_(chunk)))
+            )
+        return existing
+
+    def _new_event_ids(self, conn: Connection, count: int) -> list[int]:
+        """Ids for ``count`` new events, taken before they are inserted; [] on MySQL (its
+        AUTO_INCREMENT gives them, read back after the insert).
+
+        SQLite: this transaction holds the database's write lock (BEGIN IMMEDIATE), so the
+        ids after the largest one are free, as SQLite itself would pick them. PostgreSQL:
+        values of the column's own sequence, which nobody else will ever be given.
+        """
+        if self.dialect_name == "sqlite":
+            top = self._fetch(conn, "SELECT max(id) FROM event", ())[0][0]
+            first = (top or 0) + 1
+            return list(range(first, first + count))
+        if self.dialect_name == "postgresql":
+            if self._event_id_sequence is None:
+                self._event_id_sequence = self._fetch(
+                    conn, "SELECT pg_get_serial_sequence('event', 'id')", ()
+                )[0][0]
+            rows = self._fetch(
+                conn,
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+                (self._event_id_sequence, count),
+            )
+            return [row[0] for row in rows]
+        return []
+
+    @staticmethod
+    def _stored_event_ids(conn: Connection, message_ids: list[str]) -> dict[str, int]:
+        row_ids: dict[str, int] = {}
+        for chunk in _chunks(message_ids):
+            rows = conn.execute(
+                sa.select(t.event.c.message_id, t.event.c.id).where(t.event.c.message_id.in_(chunk))
+            )
+            row_ids.update({message_id: row_id for message_id, row_id in rows})
+        return row_ids
+
+    def _record_catalogue(self, conn: Connection, rows: list[tuple[int, str, int]]) -> None:
+        """Add the (event type, trait name, type) rows that are not there yet.
+
+        Not cached: the expirer (another process, often) may have pruned one since this
+        process last wrote it; the insert runs after the event rows, whose foreign key
+        check waits for a prune of their event type in progress.
+        """
+        if self.dialect_name == "postgresql":
+            statement = (
+                "INSERT INTO trait_type (event_type_id, name, type) "
+                "SELECT * FROM unnest(%s::integer[], %s::text[], %s::smallint[]) "
+                "ON CONFLICT DO NOTHING"
+            )
+            type_ids, names, kinds = (list(column) for column in zip(*rows, strict=True))
+            self._fetch(conn, statement, (type_ids, names, kinds), rows_back=False)
+        elif self.dialect_name == "sqlite":
+            self._run_many(
+                conn,
+                "INSERT INTO trait_type (event_type_id, name, type) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                rows,
+            )
+        else:
             conn.execute(
                 self._insert_ignore(t.trait_type),
-                [{"event_type_id": a, "name": b, "type": c} for a, b, c in sorted(catalogue)],
+                [{"event_type_id": a, "name": b, "type": c} for a, b, c in rows],
             )
-        return len(new), [m for m in ids if m in existing]
+
+    def _dbapi_error(self, statement: str, exc: Exception) -> sa_exc.StatementError:
+        """A DB-API error as SQLAlchemy's exception (IntegrityError is retried)."""
+        return sa_exc.DBAPIError.instance(
+            statement, None, exc, self.engine.dialect.loaded_dbapi.Error
+        )
+
+    def _fetch(
+        self, conn: Connection, statement: str, params: Sequence[Any], rows_back: bool = True
+    ) -> list[Any]:
+        """One statement straight through the DB-API cursor, in the connection's transaction:
+        no SQLAlchemy compilation (the lists of keys here are long)."""
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall()) if rows_back else []
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise self._dbapi_error(statement, exc) from exc
+        finally:
+            cursor.close()
+
+    def _run_many(self, conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(statement, rows)
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise self._dbapi_error(statement, exc) from exc
+        finally:
+            cursor.close()
 
     def _insert_rows(
         self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
