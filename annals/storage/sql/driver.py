@@ -101,14 +101,6 @@ def _chunks(items: Sequence[_T], size: int = IN_CHUNK) -> Iterator[Sequence[_T]]
         yield items[start : start + size]
 
 
-def _store_value(trait: Trait) -> int | float | str:
-    if trait.type is TraitType.DATETIME:
-        assert not isinstance(trait.value, (str, int, float))
-        return timeutil.to_micros(trait.value)
-    assert not isinstance(trait.value, bytes)
-    return trait.value  # type: ignore[return-value]
-
-
 def _load_value(trait_type: TraitType, value: Any) -> TraitValue:
     if trait_type is TraitType.DATETIME:
         return timeutil.from_micros(int(value))
