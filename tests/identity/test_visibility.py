@@ -323,7 +323,7 @@ def sort_keys(sort: Sequence[str]) -> list[tuple[str, bool]]:
     if not keys:
         keys = [("generated", False)]
     if all(k != "message_id" for k, _ in keys):
-        keys.append(("message_id", False))
+        keys.append(("message_id", keys[-1][1]))  # the tie-break follows the last key
     return keys
 
 

@@ -256,6 +256,10 @@ def test_marker_must_be_visible(driver: StorageDriver) -> None:
         driver.get_events(EventQuery(marker="nope"))
     with pytest.raises(InvalidMarker):
         driver.get_events(EventQuery(marker="msg-0002", scope=Scope(ScopeKind.OWNER, "p1", "u1")))
+    # Also when the filters cannot match anything (an event type nobody stored).
+    with pytest.raises(InvalidMarker):
+        driver.get_events(EventQuery(event_type="no.such.type", marker="nope"))
+    assert driver.get_events(EventQuery(event_type="no.such.type", marker="msg-0001")) == []
 
 
 def test_event_types_and_traits(driver: StorageDriver) -> None:

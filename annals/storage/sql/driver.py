@@ -848,11 +848,14 @@ class SQLDriver(StorageDriver):
     def get_events(self, query: EventQuery) -> list[Event]:
         sort = query.effective_sort()
         with self._tx() as conn:
+            # The marker is checked first: an unknown one is an error even when the filters
+            # cannot match anything.
+            after = None if query.marker is None else self._after_marker(conn, query, sort)
             conds = self._conditions(conn, query)
             if conds is None:
                 return []
-            if query.marker is not None:
-                conds.append(self._after_marker(conn, query, sort))
+            if after is not None:
+                conds.append(after)
             stmt = self._page_statement(query, sort, conds)
             rows = conn.execute(stmt).all()
             if not rows:
