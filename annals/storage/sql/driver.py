@@ -49,6 +49,8 @@ IN_CHUNK = 500
 #: Matches below which a trait filter drives the query (see _drive_from_trait_index). About
 #: sqrt(page limit x events) is the break-even: 10,000 for pages of 100 among 1M events.
 SELECTIVE_TRAIT_ROWS = 10_000
+#: PostgreSQL pages larger than this are fetched through a server-side cursor.
+STREAM_ROWS_ABOVE = 1000
 WRITE_ATTEMPTS = 5
 
 _T = TypeVar("_T")
@@ -845,6 +847,31 @@ class SQLDriver(StorageDriver):
         merged = sa.union_all(*(sa.select(part) for part in parts)).subquery()
         return ordered(sa.select(merged), merged).limit(query.limit)
 
+    def _page_rows_in_parts(self, conn: Connection, stmt: sa.Select[Any]) -> list[Any]:
+        """PostgreSQL: a large page through a server-side cursor, 1,000 rows at a time.
+
+        libpq otherwise receives the whole result (~17 MB more per 10,000-event page, measured)
+        before any Python row is made from it. Straight through psycopg's named cursor:
+        SQLAlchemy's ``yield_per`` used one too, but still fetched everything at once.
+        """
+        from psycopg.rows import namedtuple_row  # noqa: PLC0415 (only with the postgresql extra)
+
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor(name="annals_page", row_factory=namedtuple_row)
+        rows: list[Any] = []
+        try:
+            cursor.execute(str(compiled), compiled.params)
+            while part := cursor.fetchmany(1000):
+                rows.extend(part)
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise self._dbapi_error(str(compiled), exc) from exc
+        finally:
+            # (in a failed transaction CLOSE fails too: the first error is the one to report)
+            with contextlib.suppress(self.engine.dialect.loaded_dbapi.Error):
+                cursor.close()
+        return rows
+
     def get_events(self, query: EventQuery) -> list[Event]:
         sort = query.effective_sort()
         with self._tx() as conn:
@@ -857,7 +884,10 @@ class SQLDriver(StorageDriver):
             if after is not None:
                 conds.append(after)
             stmt = self._page_statement(query, sort, conds)
-            rows = conn.execute(stmt).all()
+            if self.dialect_name == "postgresql" and (query.limit or 0) > STREAM_ROWS_ABOVE:
+                rows = self._page_rows_in_parts(conn, stmt)
+            else:
+                rows = list(conn.execute(stmt).all())
             if not rows:
                 return []
             type_names = self._type_names(conn, {row.event_type_id for row in rows})
