@@ -110,8 +110,9 @@ def comparison(doc: dict[str, Any]) -> str:
         if panko:
             p, pp = _line(panko, line.name), _line(panko, line.name, "p95_ms")
             ratio = a / p if a is not None and p else None
+            broken = line.name in panko.get("failed_lines", {})  # a 500 of Panko's own
             row += [
-                _ms(p),
+                "fails (HTTP 500)" if broken else _ms(p),
                 _ms(pp),
                 DASH if ratio is None else f"{ratio:.3f}",
                 DASH if ratio is None else f"{1 / ratio:,.0f}x",
