@@ -47,11 +47,16 @@ def trait_value_text(trait_type: TraitType, value: TraitValue) -> str:
     return str(value)
 
 
+#: ``TraitType.api_name`` looked up once (Enum.name is a descriptor; pages hold many traits).
+TYPE_NAMES: dict[TraitType, str] = {kind: kind.api_name for kind in TraitType}
+
+
 def trait_doc(trait: Trait) -> dict[str, str]:
+    value = trait.value
     return {
         "name": trait.name,
-        "value": trait_value_text(trait.type, trait.value),
-        "type": trait.type.api_name,
+        "value": value if type(value) is str else trait_value_text(trait.type, value),
+        "type": TYPE_NAMES[trait.type],
     }
 
 

@@ -113,6 +113,19 @@ def _load_value(trait_type: TraitType, value: Any) -> TraitValue:
     return str(value)
 
 
+def _from_micros(value: Any) -> TraitValue:
+    return timeutil.from_micros(int(value))
+
+
+#: Stored value -> TraitValue per trait table (hot: every trait of every page).
+LOADERS: dict[TraitType, Callable[[Any], TraitValue]] = {
+    TraitType.STRING: str,
+    TraitType.INTEGER: int,
+    TraitType.FLOAT: float,
+    TraitType.DATETIME: _from_micros,
+}
+
+
 def _filter_value(trait_type: TraitType, value: TraitValue) -> TraitValue | int:
     if trait_type is TraitType.DATETIME:
         assert not isinstance(value, (str, int, float))
@@ -912,23 +925,31 @@ class SQLDriver(StorageDriver):
         )
         return {type_id: name for type_id, name in rows}
 
-    @staticmethod
-    def _traits_for(conn: Connection, event_ids: list[int]) -> dict[int, list[Trait]]:
+    def _traits_for(self, conn: Connection, event_ids: list[int]) -> dict[int, list[Trait]]:
+        """The traits of a page's events: one query per trait table (and 500 ids), straight
+        through the DB-API cursor; SQLAlchemy's compilation of the id lists and its per-row
+        result processing were half the time of a 100-event page."""
         found: dict[int, list[Trait]] = {}
         # A page repeats the same names and many values (states, hosts, projects): one copy
         # of each per request instead of one per row (a 10,000-event page holds ~130,000).
         same: dict[str, str] = {}
         for trait_type, table in t.TRAIT_TABLES.items():
             for chunk in _chunks(event_ids):
-                rows = conn.execute(
-                    sa.select(table.c.event_id, table.c.name, table.c.value).where(
-                        table.c.event_id.in_(chunk)
-                    )
+                params: Sequence[Any]
+                if self.dialect_name == "postgresql":
+                    where, params = "event_id = ANY(%s)", [list(chunk)]
+                else:
+                    mark = "?" if self.dialect_name == "sqlite" else "%s"
+                    where, params = f"event_id IN ({', '.join([mark] * len(chunk))})", chunk
+                rows = self._fetch(
+                    conn, f"SELECT event_id, name, value FROM {table.name} WHERE {where}", params
                 )
+                load = LOADERS[trait_type]
+                strings = trait_type is TraitType.STRING  # (not numbers: -0.0 == 0.0)
                 for event_id, name, value in rows:
-                    loaded = _load_value(trait_type, value)
-                    if isinstance(loaded, str):  # (not numbers: -0.0 == 0.0)
-                        loaded = same.setdefault(loaded, loaded)
+                    loaded = load(value)
+                    if strings:
+                        loaded = same.setdefault(loaded, loaded)  # type: ignore[arg-type]
                     found.setdefault(event_id, []).append(
                         Trait(same.setdefault(name, name), trait_type, loaded)
                     )
