@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,7 +37,7 @@ from annals.models import (
     TraitType,
     TraitValue,
 )
-from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey
+from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey, TraitFilter
 from annals.storage.base import StorageDriver
 from annals.storage.sql import tables as t
 
@@ -46,9 +47,10 @@ LOG = logging.getLogger(__name__)
 DEFAULT_DBAPI = {"mysql": "pymysql", "mariadb": "pymysql", "postgresql": "psycopg"}
 #: Rows per statement when a list of keys goes into an ``IN (...)``.
 IN_CHUNK = 500
-#: Matches below which a trait filter drives the query (see _drive_from_trait_index). About
-#: sqrt(page limit x events) is the break-even: 10,000 for pages of 100 among 1M events.
-SELECTIVE_TRAIT_ROWS = 10_000
+#: Bounds of the number of matches below which a trait filter drives the query (see
+#: _drive_from_trait_index: sqrt(page limit x events), 10,000 for pages of 100 among 1M events).
+MIN_SELECTIVE_TRAIT_ROWS = 1_000
+MAX_SELECTIVE_TRAIT_ROWS = 100_000
 #: PostgreSQL pages larger than this are fetched through a server-side cursor.
 STREAM_ROWS_ABOVE = 1000
 WRITE_ATTEMPTS = 5
@@ -766,7 +768,7 @@ class SQLDriver(StorageDriver):
         for flt in query.traits:
             table = t.TRAIT_TABLES[flt.type]
             matches = OPERATORS[flt.op](table.c.value, _filter_value(flt.type, flt.value))
-            if self._drive_from_trait_index(conn, flt.op, table, flt.name, matches):
+            if self._drive_from_trait_index(conn, flt, query.limit, matches):
                 # Few matches: read them from the (name, value) index, then sort only those.
                 conds.append(
                     ev.c.id.in_(
@@ -784,26 +786,33 @@ class SQLDriver(StorageDriver):
         return conds
 
     def _drive_from_trait_index(
-        self, conn: Connection, op: Op, table: sa.Table, name: str, matches: ColumnElement[bool]
+        self,
+        conn: Connection,
+        flt: TraitFilter,
+        limit: int | None,
+        matches: ColumnElement[bool],
     ) -> bool:
         """Whether a trait filter is selective enough to start the query from its matches.
 
         PostgreSQL plans ``IN`` and ``EXISTS`` alike (both become semi-joins) and chooses by
         its statistics; equality goes through ``IN``, as usual there. SQLite and MariaDB take
         the form literally (SQLite: EXISTS = scan every event; IN = materialise every match),
-        so the choice is made from a count of the matches, cut at SELECTIVE_TRAIT_ROWS (one
-        short read of the covering (name, value, event_id) index).
+        so the choice is made from a count of the matches (one short read of the covering
+        (name, value, event_id) index), cut at the break-even point: with m matches among n
+        events, sorting the matches costs ~m, walking the events in order until a page of
+        ``limit`` is found ~limit x n / m; equal at m = sqrt(limit x n).
         """
         if self.dialect_name == "postgresql":
-            return op is Op.EQ
-        probe = (
-            sa.select(table.c.event_id)
-            .where(table.c.name == name, matches)
-            .limit(SELECTIVE_TRAIT_ROWS)
-            .subquery()
+            return flt.op is Op.EQ
+        table = t.TRAIT_TABLES[flt.type]
+        events = conn.execute(sa.select(sa.func.max(t.event.c.id))).scalar() or 0
+        cutoff = max(
+            MIN_SELECTIVE_TRAIT_ROWS,
+            min(MAX_SELECTIVE_TRAIT_ROWS, math.isqrt((limit or 100) * int(events))),
         )
-        found = conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar_one()
-        return int(found) < SELECTIVE_TRAIT_ROWS
+        probe = sa.select(table.c.event_id).where(table.c.name == flt.name, matches).limit(cutoff)
+        found = conn.execute(sa.select(sa.func.count()).select_from(probe.subquery())).scalar()
+        return int(found or 0) < cutoff
 
     @staticmethod
     def _sort_column(key: SortKey) -> sa.ColumnElement[Any]:
