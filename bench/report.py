@@ -31,9 +31,10 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def merge(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One document per (engine, size): the latest query lines, plus the ingest figures and the
-    Panko measurement of earlier runs on the same data set when the latest run has none (a run
-    with ``--reuse-db`` measures no ingest; one without ``--panko`` has no Panko)."""
+    """One document per (engine, size): the latest query lines, plus the ingest figures (per
+    method) and the Panko measurement of earlier runs on the same data set where the latest run
+    has none (a run with ``--reuse-db`` measures no ingest; one without ``--panko`` has no
+    Panko)."""
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for doc in docs:
         key = (doc["annals"]["engine"], doc["dataset"]["events"], doc["dataset"]["sha256"])
@@ -43,8 +44,13 @@ def merge(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         group.sort(key=lambda d: d["started"])
         merged = json.loads(json.dumps(group[-1]))
         for older in reversed(group[:-1]):
-            if not merged["annals"].get("ingest") and older["annals"].get("ingest"):
-                merged["annals"]["ingest"] = older["annals"]["ingest"]
+            earlier = {
+                method: entry
+                for method, entry in older["annals"].get("ingest", {}).items()
+                if method not in merged["annals"].get("ingest", {})
+            }
+            if earlier:  # methods the later run did not measure
+                merged["annals"].setdefault("ingest", {}).update(earlier)
                 merged["sources"] += older.get("sources", [])
             if "panko" not in merged and "panko" in older:
                 merged["panko"] = older["panko"]
