@@ -131,8 +131,13 @@ def comparison(doc: dict[str, Any]) -> str:
         "",
     ]
     if panko:
-        tp_p = panko["throughput"]["median"]
-        row += [f"{tp_p:,.1f} req/s", "", f"{tp_a / tp_p:,.1f}x" if tp_p else DASH, ""]
+        tp_p = panko["throughput"]["median"]  # None: the reference could not answer
+        row += [
+            DASH if tp_p is None else f"{tp_p:,.1f} req/s",
+            "",
+            f"{tp_a / tp_p:,.1f}x" if tp_p else DASH,
+            "",
+        ]
     rows.append(row)
     rows += _ingest_rows(annals, panko)
     return title + "\n\n" + _table(header, rows)
@@ -213,7 +218,10 @@ def memory(docs: Sequence[dict[str, Any]]) -> str:
                 f"{p['peak_rss_mb']:.0f} MB"
                 for p in system["pages"]
             )
-            conc = system["pages_concurrent"]
+            conc = system.get("pages_concurrent")
+            if conc is None:  # the server could not list events
+                rows.append([name, f"{system['rss_baseline_mb']:.0f}", DASH, "fails", DASH])
+                continue
             rows.append(
                 [
                     name,
