@@ -37,7 +37,7 @@ from annals.models import (
     TraitType,
     TraitValue,
 )
-from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey, TraitFilter
+from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey
 from annals.storage.base import StorageDriver
 from annals.storage.sql import tables as t
 
@@ -48,7 +48,7 @@ DEFAULT_DBAPI = {"mysql": "pymysql", "mariadb": "pymysql", "postgresql": "psycop
 #: Rows per statement when a list of keys goes into an ``IN (...)``.
 IN_CHUNK = 500
 #: Bounds of the number of matches below which a trait filter drives the query (see
-#: _drive_from_trait_index: sqrt(page limit x events), 10,000 for pages of 100 among 1M events).
+#: _selectivity_cutoff: sqrt(page limit x events), 10,000 for pages of 100 among 1M events).
 MIN_SELECTIVE_TRAIT_ROWS = 1_000
 MAX_SELECTIVE_TRAIT_ROWS = 100_000
 #: PostgreSQL pages larger than this are fetched through a server-side cursor.
@@ -105,21 +105,11 @@ def _chunks(items: Sequence[_T], size: int = IN_CHUNK) -> Iterator[Sequence[_T]]
         yield items[start : start + size]
 
 
-def _load_value(trait_type: TraitType, value: Any) -> TraitValue:
-    if trait_type is TraitType.DATETIME:
-        return timeutil.from_micros(int(value))
-    if trait_type is TraitType.INTEGER:
-        return int(value)
-    if trait_type is TraitType.FLOAT:
-        return float(value)
-    return str(value)
-
-
 def _from_micros(value: Any) -> TraitValue:
     return timeutil.from_micros(int(value))
 
 
-#: Stored value -> TraitValue per trait table (hot: every trait of every page).
+#: Stored value -> TraitValue, per trait table.
 LOADERS: dict[TraitType, Callable[[Any], TraitValue]] = {
     TraitType.STRING: str,
     TraitType.INTEGER: int,
@@ -158,7 +148,7 @@ class SQLDriver(StorageDriver):
         self.engine: Engine = sa.create_engine(self.sa_url, **kwargs)
         if self.dialect_name == "sqlite":
             self._configure_sqlite(self.engine)
-        else:
+        elif self.dialect_name in ("mysql", "mariadb"):
             self._configure_mariadb(self.engine)
         self._type_ids: dict[str, int] = {}
         self._type_lock = threading.Lock()
@@ -170,12 +160,10 @@ class SQLDriver(StorageDriver):
         """MariaDB: keep EXISTS a correlated subquery.
 
         The driver writes EXISTS only for a trait filter that matches many events (see
-        _drive_from_trait_index), to be checked per event while the events are read in sort
+        _selectivity_cutoff), to be checked per event while the events are read in sort
         order up to the page limit. MariaDB's exists_to_in rewrites it into a semi-join that
         sorts every match instead (1.6 s instead of 3 ms at 100k events).
         """
-        if engine.dialect.name not in ("mysql", "mariadb"):
-            return
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -452,26 +440,22 @@ class SQLDriver(StorageDriver):
 
     def _existing_message_ids(self, conn: Connection, message_ids: list[str]) -> set[str]:
         """Those of ``message_ids`` already stored (probes of the unique index)."""
-        if self.dialect_name == "postgresql":
-            found = self._fetch(
-                conn, "SELECT message_id FROM event WHERE message_id = ANY(%s)", (message_ids,)
-            )
-            return {row[0] for row in found}
-        if self.dialect_name == "sqlite":
-            existing: set[str] = set()
-            for chunk in _chunks(message_ids):
-                marks = ", ".join("?" * len(chunk))
-                found = self._fetch(
-                    conn, f"SELECT message_id FROM event WHERE message_id IN ({marks})", chunk
-                )
-                existing.update(row[0] for row in found)
-            return existing
-        existing = set()
-        for chunk in _chunks(message_ids):
-            existing.update(
-                conn.scalars(sa.select(t.event.c.message_id).where(t.event.c.message_id.in_(chunk)))
-            )
+        existing: set[str] = set()
+        # PostgreSQL takes the whole batch as one array; elsewhere IN lists of IN_CHUNK.
+        chunks = [message_ids] if self.dialect_name == "postgresql" else _chunks(message_ids)
+        for chunk in chunks:
+            where, params = self._in_condition("message_id", chunk)
+            found = self._fetch(conn, f"SELECT message_id FROM event WHERE {where}", params)
+            existing.update(row[0] for row in found)
         return existing
+
+    def _in_condition(self, column: str, keys: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+        """``column`` among ``keys`` for a statement run straight through the DB-API: the SQL
+        condition and its parameters (``= ANY(array)`` on PostgreSQL, ``IN (...)`` elsewhere)."""
+        if self.dialect_name == "postgresql":
+            return f"{column} = ANY(%s)", [list(keys)]
+        mark = "?" if self.dialect_name == "sqlite" else "%s"
+        return f"{column} IN ({', '.join([mark] * len(keys))})", keys
 
     def _new_event_ids(self, conn: Connection, count: int) -> list[int]:
         """Ids for ``count`` new events, taken before they are inserted; [] on MySQL (its
@@ -765,10 +749,19 @@ class SQLDriver(StorageDriver):
             conds.append(ev.c.generated >= timeutil.to_micros(query.start))
         if query.end is not None:
             conds.append(ev.c.generated <= timeutil.to_micros(query.end))
+        cutoff: int | None = None  # (asked once per query, on first need)
         for flt in query.traits:
             table = t.TRAIT_TABLES[flt.type]
             matches = OPERATORS[flt.op](table.c.value, _filter_value(flt.type, flt.value))
-            if self._drive_from_trait_index(conn, flt, query.limit, matches):
+            if self.dialect_name == "postgresql":
+                # PostgreSQL plans IN and EXISTS alike (both become semi-joins) and chooses
+                # by its statistics; equality goes through IN, as usual there.
+                selective = flt.op is Op.EQ
+            else:
+                if cutoff is None:
+                    cutoff = self._selectivity_cutoff(conn, query.limit)
+                selective = self._matches_fewer_than(conn, table, flt.name, matches, cutoff)
+            if selective:
                 # Few matches: read them from the (name, value) index, then sort only those.
                 conds.append(
                     ev.c.id.in_(
@@ -785,32 +778,28 @@ class SQLDriver(StorageDriver):
                 )
         return conds
 
-    def _drive_from_trait_index(
-        self,
-        conn: Connection,
-        flt: TraitFilter,
-        limit: int | None,
-        matches: ColumnElement[bool],
-    ) -> bool:
-        """Whether a trait filter is selective enough to start the query from its matches.
+    @staticmethod
+    def _selectivity_cutoff(conn: Connection, limit: int | None) -> int:
+        """How few matches make a trait filter selective enough to start the query from them.
 
-        PostgreSQL plans ``IN`` and ``EXISTS`` alike (both become semi-joins) and chooses by
-        its statistics; equality goes through ``IN``, as usual there. SQLite and MariaDB take
-        the form literally (SQLite: EXISTS = scan every event; IN = materialise every match),
-        so the choice is made from a count of the matches (one short read of the covering
-        (name, value, event_id) index), cut at the break-even point: with m matches among n
-        events, sorting the matches costs ~m, walking the events in order until a page of
-        ``limit`` is found ~limit x n / m; equal at m = sqrt(limit x n).
+        SQLite and MariaDB take IN and EXISTS literally (SQLite: EXISTS = scan every event;
+        IN = materialise every match), so the driver chooses. With m matches among n events,
+        sorting the matches costs ~m, walking the events in order until a page of ``limit``
+        is found ~limit x n / m: equal at m = sqrt(limit x n).
         """
-        if self.dialect_name == "postgresql":
-            return flt.op is Op.EQ
-        table = t.TRAIT_TABLES[flt.type]
         events = conn.execute(sa.select(sa.func.max(t.event.c.id))).scalar() or 0
-        cutoff = max(
+        return max(
             MIN_SELECTIVE_TRAIT_ROWS,
             min(MAX_SELECTIVE_TRAIT_ROWS, math.isqrt((limit or 100) * int(events))),
         )
-        probe = sa.select(table.c.event_id).where(table.c.name == flt.name, matches).limit(cutoff)
+
+    @staticmethod
+    def _matches_fewer_than(
+        conn: Connection, table: sa.Table, name: str, matches: ColumnElement[bool], cutoff: int
+    ) -> bool:
+        """Whether a trait filter matches fewer than ``cutoff`` rows (one short read of the
+        covering (name, value, event_id) index)."""
+        probe = sa.select(table.c.event_id).where(table.c.name == name, matches).limit(cutoff)
         found = conn.execute(sa.select(sa.func.count()).select_from(probe.subquery())).scalar()
         return int(found or 0) < cutoff
 
@@ -944,12 +933,7 @@ class SQLDriver(StorageDriver):
         same: dict[str, str] = {}
         for trait_type, table in t.TRAIT_TABLES.items():
             for chunk in _chunks(event_ids):
-                params: Sequence[Any]
-                if self.dialect_name == "postgresql":
-                    where, params = "event_id = ANY(%s)", [list(chunk)]
-                else:
-                    mark = "?" if self.dialect_name == "sqlite" else "%s"
-                    where, params = f"event_id IN ({', '.join([mark] * len(chunk))})", chunk
+                where, params = self._in_condition("event_id", chunk)
                 rows = self._fetch(
                     conn, f"SELECT event_id, name, value FROM {table.name} WHERE {where}", params
                 )
@@ -1022,7 +1006,7 @@ class SQLDriver(StorageDriver):
                 if scope_cond is not None:
                     stmt = stmt.where(scope_cond)
                 result.extend(
-                    Trait(trait_name, trait_type, _load_value(trait_type, value))
+                    Trait(trait_name, trait_type, LOADERS[trait_type](value))
                     for value in conn.scalars(stmt)
                 )
         return iter(result)
