@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -36,8 +36,10 @@ NAME_LENGTH = 255
 STRING_VALUE_LENGTH = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Trait:
+class Trait(NamedTuple):
+    """One trait of an event. A named tuple rather than a frozen dataclass: ingestion and
+    large pages make thousands per request, and a tuple is built three times faster."""
+
     name: str
     type: TraitType
     value: TraitValue

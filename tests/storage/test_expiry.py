@@ -42,6 +42,31 @@ def test_expiry_removes_exactly_the_old_events(driver: StorageDriver) -> None:
     assert (again.deleted, again.batches) == (0, 0)
 
 
+def test_expired_events_leave_no_trait_rows(driver: StorageDriver) -> None:
+    """Trait rows have no foreign key (migration 0003): the expirer deletes them itself."""
+    import sqlalchemy as sa
+
+    day = dt.timedelta(days=1)
+    every_type = (
+        Trait("s", TraitType.STRING, "x"),
+        Trait("i", TraitType.INTEGER, 1),
+        Trait("f", TraitType.FLOAT, 1.5),
+        Trait("d", TraitType.DATETIME, NOW),
+    )
+    driver.record_events(
+        [event(n, 10 * day, traits=every_type) for n in range(30)]
+        + [event(100, dt.timedelta(0), traits=every_type)]
+    )
+    assert driver.clear_expired_data(5 * 86400, batch_size=7, now=NOW).deleted == 30
+    engine: sa.Engine = driver.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        for table in ("trait_string", "trait_integer", "trait_float", "trait_datetime"):
+            left = conn.execute(sa.text(f"SELECT event_id FROM {table}")).scalars().all()
+            assert len(left) == 1, table
+    [kept] = driver.get_events(EventQuery())
+    assert kept.message_id == "e-000100" and len(kept.traits) == 4
+
+
 def test_disabled_ttl_keeps_everything(driver: StorageDriver) -> None:
     driver.record_events([event(1, dt.timedelta(days=3650))])
     result = driver.clear_expired_data(0)

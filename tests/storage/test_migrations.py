@@ -82,14 +82,29 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert event.generated.microsecond == 123456
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
         assert _owner_statistics(driver) is (driver.dialect_name == "postgresql")
-        # And back: 0002's downgrade restores the 0001 indexes, data untouched; up again.
+        assert _trait_foreign_keys(driver) == {}
+        # A trait row whose event is gone: possible only without the foreign keys (0003).
+        with driver.engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO trait_string (event_id, name, value) VALUES (99, 'x', 'y')")
+            )
+        # And back: the downgrades restore the 0001 indexes and foreign keys (dropping the
+        # orphaned trait row, which the foreign key would refuse), data untouched; up again.
         with driver.engine.begin() as conn:
             command.downgrade(driver._alembic_config(conn), FIRST_REVISION)
         assert _event_indexes(driver) == FIRST_EVENT_INDEXES
         assert _owner_statistics(driver) is False
+        assert _trait_foreign_keys(driver) == {
+            table: ("event", "CASCADE") for table in TRAIT_TABLE_NAMES
+        }
+        with driver.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM trait_string")).scalar() == 1
         driver.upgrade()
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
-        assert [e.message_id for e in driver.get_events(EventQuery())] == ["m-1"]
+        assert _trait_foreign_keys(driver) == {}
+        [event] = driver.get_events(EventQuery())
+        assert event.message_id == "m-1"
+        assert {t.name: t.value for t in event.traits} == {"project_id": "p", "n": 42}
     finally:
         driver.close()
 
@@ -105,6 +120,23 @@ HEAD_EVENT_INDEXES = {
     "ix_event_project_id_generated_message_id": ["project_id", "generated", "message_id"],
     "ix_event_user_id_generated_message_id": ["user_id", "generated", "message_id"],
 }
+
+
+TRAIT_TABLE_NAMES = ("trait_string", "trait_integer", "trait_float", "trait_datetime")
+
+
+def _trait_foreign_keys(driver: StorageDriver) -> dict[str, tuple[str, str | None]]:
+    """Trait table -> (referred table, ON DELETE) of its foreign keys."""
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    inspector = sa.inspect(driver.engine)
+    found: dict[str, tuple[str, str | None]] = {}
+    for table in TRAIT_TABLE_NAMES:
+        for fk in inspector.get_foreign_keys(table):
+            ondelete = (fk.get("options") or {}).get("ondelete")
+            found[table] = (fk["referred_table"], ondelete.upper() if ondelete else None)
+    return found
 
 
 def _owner_statistics(driver: StorageDriver) -> bool:

@@ -81,7 +81,9 @@ def test_traits_go_to_their_own_event_across_batches(sql_driver: SQLDriver) -> N
 
 
 def test_ids_after_the_newest_events_were_deleted(sql_driver: SQLDriver) -> None:
-    """New ids never collide with stored ones, whatever was deleted before."""
+    """New ids never collide with stored ones, whatever was deleted before: here events
+    deleted without their trait rows (no foreign key since migration 0003), whose ids new
+    events must not take (SQLite picks ids after the largest one in use)."""
     sql_driver.record_events([event(n) for n in range(10)])
     with sql_driver.engine.begin() as conn:
         conn.execute(t.event.delete().where(t.event.c.message_id >= "m-00005"))

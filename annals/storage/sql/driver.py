@@ -462,11 +462,19 @@ class SQLDriver(StorageDriver):
         AUTO_INCREMENT gives them, read back after the insert).
 
         SQLite: this transaction holds the database's write lock (BEGIN IMMEDIATE), so the
-        ids after the largest one are free, as SQLite itself would pick them. PostgreSQL:
-        values of the column's own sequence, which nobody else will ever be given.
+        ids after the largest one are free, as SQLite itself would pick them; the largest
+        one the trait tables use counts too, so that trait rows left by an event deleted
+        behind the driver's back (no foreign key since 0003) cannot collide with a new
+        event's (one index probe per table). PostgreSQL: values of the column's own
+        sequence, which nobody else will ever be given.
         """
         if self.dialect_name == "sqlite":
-            top = self._fetch(conn, "SELECT max(id) FROM event", ())[0][0]
+            tops = " UNION ALL ".join(
+                f"SELECT max(event_id) FROM {table.name}" for table in t.TRAIT_TABLES.values()
+            )
+            top = self._fetch(
+                conn, f"SELECT max(m) FROM (SELECT max(id) AS m FROM event UNION ALL {tops})", ()
+            )[0][0]
             first = (top or 0) + 1
             return list(range(first, first + count))
         if self.dialect_name == "postgresql":
@@ -611,11 +619,16 @@ class SQLDriver(StorageDriver):
             if not rows:
                 return 0, set()
             ids = [row.id for row in rows]
-            # Traits go by ON DELETE CASCADE: the engine deletes them row by row through the
-            # (event_id, name) key, a plan that does not depend on fresh table statistics
-            # (an explicit "DELETE ... WHERE event_id IN (...)" was planned as a full scan of
-            # the trait table by PostgreSQL after a bulk load, before ANALYZE).
+            if self.dialect_name == "postgresql":
+                # Through the (event_id, name) keys whatever the statistics say: after a bulk
+                # load, before ANALYZE, PostgreSQL planned these deletes as full scans of the
+                # trait tables. Only for this transaction.
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            # Trait rows have no foreign key (migration 0003): they go first, in the same
+            # transaction as their events, so no trait ever outlives its event.
             for chunk in _chunks(ids):
+                for table in t.TRAIT_TABLES.values():
+                    conn.execute(table.delete().where(table.c.event_id.in_(chunk)))
                 conn.execute(ev.delete().where(ev.c.id.in_(chunk)))
             names = self._type_names(conn, {row.event_type_id for row in rows})
         return len(ids), set(names.values())
