@@ -129,6 +129,26 @@ def test_post_is_all_or_nothing(client: httpx.Client, bad: Any, words: str) -> N
     assert all_events(client) == []
 
 
+@pytest.mark.parametrize("position", [0, 255, 999])
+def test_post_is_all_or_nothing_in_large_batches(client: httpx.Client, position: int) -> None:
+    """A bad event anywhere in a batch of 1,000 leaves nothing behind, event types
+    included."""
+
+    def doc(n: int) -> dict[str, Any]:
+        stamp = f"2024-05-01T{n // 60:02d}:{n % 60:02d}:00"
+        return {"message_id": f"m-{n}", "event_type": f"type.{n // 100}", "generated": stamp}
+
+    batch = [doc(n) for n in range(1000)]
+    batch[position] = {"message_id": "bad", "event_type": "x", "generated": "yesterday"}
+    resp = post(client, batch)
+    assert resp.status_code == 400
+    assert resp.json()["error_message"]["faultstring"].startswith(f"event {position}:")
+    assert all_events(client) == []
+    assert client.get("/v2/event_types", headers=ADMIN).json() == []
+    batch[position] = doc(position)
+    assert post(client, batch).json()["stored"] == 1000
+
+
 def test_post_needs_admin_json_and_a_sane_size(make_client: Callable[..., httpx.Client]) -> None:
     client = make_client({"api": {"max_request_body_size": 2048}})
     assert post(client, [doc(1)], MEMBER_A).status_code == 403

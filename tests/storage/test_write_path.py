@@ -178,3 +178,34 @@ def test_sqlite_stays_durable(sql_driver: SQLDriver) -> None:
     with sql_driver._tx(write=True) as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert conn.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+
+
+SPREAD = 250  # spacing of the events these tests spread over a batch
+
+
+def test_duplicates_in_batch_order(sql_driver: SQLDriver) -> None:
+    """Stored before, and repeated within the batch, far apart: reported in the order of
+    the batch (stored before first, then repeats), each stored once."""
+    before = [3, SPREAD + 7, 2 * SPREAD + 1]
+    sql_driver.record_events([event(n) for n in before])
+    numbers = [*range(3 * SPREAD), 5, SPREAD + 9, 5]
+    result = sql_driver.record_events([event(n) for n in numbers])
+    assert result.stored == 3 * SPREAD - len(before)
+    assert result.duplicates == tuple(f"m-{n:05d}" for n in [*before, 5, SPREAD + 9, 5])
+    check_stored(sql_driver, list(range(3 * SPREAD)))
+
+
+def test_a_database_error_late_in_a_batch_stores_nothing(sql_driver: SQLDriver) -> None:
+    """The database refuses a row late in the batch (a string longer than the column, which
+    the parser would have refused): a storage error, nothing of the batch stored."""
+    from annals.errors import StorageError
+
+    bad = replace(event(2 * SPREAD + 3), message_id="x" * 300)
+    sent = [event(n) for n in range(2 * SPREAD)] + [bad] + [event(n) for n in range(600, 700)]
+    if sql_driver.dialect_name == "sqlite":  # no length limit: SQLite stores it
+        assert sql_driver.record_events(sent).stored == len(sent)
+        return
+    with pytest.raises(StorageError):
+        sql_driver.record_events(sent)
+    assert sql_driver.get_events(EventQuery(limit=10)) == []
+    assert sql_driver.record_events([event(1)]).stored == 1
