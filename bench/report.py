@@ -106,6 +106,12 @@ def comparison(doc: dict[str, Any]) -> str:
         f"### {engine}, {doc['dataset']['events']:,} events: median of {runs} of "
         f"{annals['requests']} requests per line; ms"
     )
+    host = doc.get("machine", {})
+    if "calibration_ms" in host:  # result files before 2026-11-27 afternoon lack it
+        title += (
+            f"\n\nMachine: {host['cpus']} x {host['cpu_model']}, Python loop calibration "
+            f"{host['calibration_ms']} ms (lower is faster), commit {host['git_commit']}"
+        )
     header = ["line", "Annals median", "Annals p95"]
     if panko:
         header += ["Panko median", "Panko p95", "Annals/Panko", "speed-up"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -414,6 +415,21 @@ def run_annals(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict
     return result
 
 
+def _panko_runner(
+    conf: Path, command: str, data_file: Path, batch: int, out: Path, *, limit: int = 0
+) -> dict[str, Any]:
+    """Run ``panko_runner.py <command>`` (load or bulk) in Panko's venv; its result JSON.
+    The runner's progress and errors go to ``<out>.log``."""
+    argv = [str(servers.PANKO_PYTHON), str(servers.PANKO_RUNNER), "--config-file", str(conf)]
+    argv += [command, "--data", str(data_file), "--batch-size", str(batch), "--out", str(out)]
+    if limit:
+        argv += ["--limit", str(limit)]
+    with out.with_suffix(".log").open("ab") as err:
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=err)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def run_panko(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[str, Any]:
     state = opts.results_dir / "panko"
     state.mkdir(parents=True, exist_ok=True)
@@ -442,26 +458,8 @@ def run_panko(opts: Options, data_file: Path, plan: DataPlan, log: Log) -> dict[
             f"panko {opts.engine}: loading {opts.events:,} events {how} "
             f"(batches of {opts.panko_batch})"
         )
-        with (state / f"{name}.load.log").open("ab") as err:
-            subprocess.run(
-                [
-                    str(servers.PANKO_PYTHON),
-                    str(servers.PANKO_RUNNER),
-                    "--config-file",
-                    str(conf),
-                    "load" if opts.panko_load == "record" else "bulk",
-                    "--data",
-                    str(data_file),
-                    "--batch-size",
-                    str(opts.panko_batch),
-                    "--out",
-                    str(load_file),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        loaded = json.loads(load_file.read_text())
+        command = "load" if opts.panko_load == "record" else "bulk"
+        loaded = _panko_runner(conf, command, data_file, opts.panko_batch, load_file)
         loaded["sha256"] = plan.sha256
         load_file.write_text(json.dumps(loaded) + "\n")
     ingest: dict[str, Any] = {}
@@ -520,28 +518,8 @@ def panko_rate(opts: Options, data_file: Path, state: Path, log: Log) -> dict[st
             path.unlink(missing_ok=True)
         else:
             servers.fresh_database(opts.engine, db_name, state)
-        with (state / f"{name}.load.log").open("ab") as err:
-            subprocess.run(
-                [
-                    str(servers.PANKO_PYTHON),
-                    str(servers.PANKO_RUNNER),
-                    "--config-file",
-                    str(conf),
-                    "load",
-                    "--data",
-                    str(data_file),
-                    "--batch-size",
-                    str(opts.panko_batch),
-                    "--limit",
-                    str(sample),
-                    "--out",
-                    str(out),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        rates.append(float(json.loads(out.read_text())["rate"]))
+        loaded = _panko_runner(conf, "load", data_file, opts.panko_batch, out, limit=sample)
+        rates.append(float(loaded["rate"]))
         log(
             f"panko {opts.engine} ingest, first {sample:,} events into an empty "
             f"database: {rates[-1]:,.0f} events/s"
@@ -559,6 +537,32 @@ def panko_rate(opts: Options, data_file: Path, state: Path, log: Log) -> dict[st
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), or the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def calibration_ms(rounds: int = 5, loops: int = 2_000_000) -> float:
+    """Milliseconds of a fixed pure-Python loop, best of ``rounds``: how fast this machine
+    runs Python today. Machines of the same kind differ (2x seen here between sessions), so
+    results of different runs compare only with this figure beside them."""
+    best = math.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        total = 0
+        for n in range(loops):
+            total += n
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
 def machine() -> dict[str, Any]:
     import psutil
 
@@ -567,6 +571,8 @@ def machine() -> dict[str, Any]:
     ).stdout.strip()
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "calibration_ms": calibration_ms(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -87,3 +87,34 @@ def test_bench_smoke(database_url: str, tmp_path: Path) -> None:
     assert "string trait eq (instance_id)" in full_report([doc])
     chart = draw([doc], tmp_path / "chart.png")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_panko_runner_invocation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line bench/run.py gives panko_runner.py, its result and its log, with a
+    stand-in runner (the real one needs Panko's own virtualenv)."""
+    from bench import run, servers
+
+    fake = tmp_path / "runner.py"
+    fake.write_text(
+        "import json, sys\n"
+        "argv = sys.argv[1:]\n"
+        "out = argv[argv.index('--out') + 1]\n"
+        "print('progress', file=sys.stderr)\n"
+        "open(out, 'w').write(json.dumps({'argv': argv, 'rate': 12.5}))\n"
+    )
+    monkeypatch.setattr(servers, "PANKO_PYTHON", Path(sys.executable))
+    monkeypatch.setattr(servers, "PANKO_RUNNER", fake)
+    out = tmp_path / "x.load.json"
+    conf, data = tmp_path / "p.conf", tmp_path / "d.jsonl"
+    got = run._panko_runner(conf, "load", data, 1000, out, limit=5000)
+    assert got["rate"] == 12.5
+    assert got["argv"] == [
+        "--config-file", str(conf), "load", "--data", str(data), "--batch-size", "1000",
+        "--out", str(out), "--limit", "5000",
+    ]  # fmt: skip
+    assert (tmp_path / "x.load.log").read_text() == "progress\n"
+    got = run._panko_runner(conf, "bulk", data, 500, out)
+    assert "--limit" not in got["argv"] and got["argv"][2] == "bulk"
+    fake.write_text("import sys; sys.exit(3)\n")
+    with pytest.raises(subprocess.CalledProcessError):
+        run._panko_runner(conf, "load", data, 1000, out)
