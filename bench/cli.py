@@ -1,4 +1,4 @@
-"""``python -m bench``: generate, run, report, chart."""
+"""``python -m bench``: generate, run, report, chart, migrations."""
 
 from __future__ import annotations
 
@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="Markdown tables from result files")
     rep.add_argument("files", nargs="+", type=Path)
 
+    mig = sub.add_parser(
+        "migrations",
+        help="time each schema migration on the database the last run loaded (rebuilds it)",
+    )
+    mig.add_argument("--engine", choices=ENGINES, default="sqlite")
+    mig.add_argument("--base", default="0001", help="revision to downgrade to first")
+    mig.add_argument("--results-dir", type=Path, default=RESULTS)
+
     ch = sub.add_parser("chart", help="PNG chart from result files")
     ch.add_argument("files", nargs="+", type=Path)
     ch.add_argument("--out", type=Path, default=Path("docs/benchmark.png"))
@@ -120,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         print(report.full_report(report.load(args.files)), end="")
         return 0
+    if args.command == "migrations":
+        from bench import migrations
+
+        return migrations.main(args.engine, args.results_dir, args.base)
     if args.command == "chart":
         from bench.chart import draw
 

@@ -87,6 +87,31 @@ def test_bench_smoke(database_url: str, tmp_path: Path) -> None:
     assert "string trait eq (instance_id)" in full_report([doc])
     chart = draw([doc], tmp_path / "chart.png")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Migration timing on the database the run left: down to 0001 and up again, data kept.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "migrations",
+            "--engine",
+            engine,
+            "--results-dir",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [timing] = results.glob("migrations/*.json")
+    steps = json.loads(timing.read_text())
+    assert steps["events"] == EVENTS
+    assert [s["step"] for s in steps["steps"]][:2] == ["downgrade to 0001", "upgrade to 0002"]
+    assert all(_number(s["seconds"]) for s in steps["steps"])
+    assert "| upgrade to 0002 |" in proc.stdout
 
 
 def test_panko_runner_invocation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
