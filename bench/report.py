@@ -194,6 +194,70 @@ def engines(docs: Sequence[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def _ratio(annals: float | None, panko: float | None, higher_is_better: bool = False) -> str:
+    """How many times better Annals is than Panko: Panko/Annals for latencies."""
+    if not annals or not panko:
+        return DASH
+    return f"{annals / panko if higher_is_better else panko / annals:,.0f}"
+
+
+def summary(docs: Sequence[dict[str, Any]]) -> str:
+    """The README's table: one row per query line, throughput and ingest method; per engine
+    at the smallest size Annals, Panko (when measured) and the factor between them, then
+    Annals at the larger sizes. Panko's ingest is its full-load rate when the run has it."""
+    smallest = min(d["dataset"]["events"] for d in docs)
+    order = list(ENGINE_TITLES)
+
+    def key(doc: dict[str, Any]) -> tuple[int, int]:
+        engine = doc["annals"]["engine"]
+        return (doc["dataset"]["events"], order.index(engine) if engine in order else 9)
+
+    header = [f"{size_label(smallest)} events, median ms"]
+    columns: list[tuple[dict[str, Any], str]] = []  # (doc, "annals" | "panko" | "ratio")
+    for doc in sorted(docs, key=key):
+        engine = ENGINE_TITLES.get(doc["annals"]["engine"], doc["annals"]["engine"])
+        size = doc["dataset"]["events"]
+        suffix = "" if size == smallest else f" {size_label(size)}"
+        header.append(f"Annals {engine}{suffix}")
+        columns.append((doc, "annals"))
+        if doc.get("panko") and size == smallest:
+            header += [f"Panko {engine}", "\u00d7"]  # multiplication sign
+            columns += [(doc, "panko"), (doc, "ratio")]
+
+    rows = []
+    for line in LINES:
+        row = [line.title]
+        for doc, kind in columns:
+            a = _line(doc["annals"], line.name)
+            p = _line(doc["panko"], line.name) if doc.get("panko") else None
+            broken = kind == "panko" and line.name in doc["panko"].get("failed_lines", {})
+            value = _ratio(a, p) if kind == "ratio" else _ms(a if kind == "annals" else p)
+            row.append("fails" if broken else value)
+        rows.append(row)
+    row = [f"trait filter, req/s at concurrency {docs[0]['annals']['throughput']['concurrency']}"]
+    for doc, kind in columns:
+        a = doc["annals"]["throughput"]["median"]
+        p = doc["panko"]["throughput"]["median"] if doc.get("panko") else None
+        row.append(
+            _ratio(a, p, higher_is_better=True)
+            if kind == "ratio"
+            else _rate(a if kind == "annals" else p)
+        )
+    rows.append(row)
+    for method in ("http_1000", "http_100", "import"):
+        row = [INGEST_TITLES[method] + ", events/s"]
+        for doc, kind in columns:
+            a = doc["annals"].get("ingest", {}).get(method, {}).get("median")
+            p = doc["panko"]["ingest"]["storage_api"]["median"] if doc.get("panko") else None
+            row.append(
+                _ratio(a, p, higher_is_better=True)
+                if kind == "ratio"
+                else _rate(a if kind == "annals" else p)
+            )
+        rows.append(row)
+    return _table(header, rows)
+
+
 def growth(small: dict[str, Any], large: dict[str, Any]) -> str:
     """Median latency growth from one data-set size to a larger one, same engine."""
     s_n, l_n = size_label(small["dataset"]["events"]), size_label(large["dataset"]["events"])
@@ -251,6 +315,8 @@ def memory(docs: Sequence[dict[str, Any]]) -> str:
 
 def full_report(docs: Sequence[dict[str, Any]]) -> str:
     parts = [comparison(doc) for doc in docs]
+    if len(docs) > 1:
+        parts.insert(0, "### Summary (the README's table)\n\n" + summary(docs))
     if len(docs) > 1:
         parts.append("### Annals, every engine and size\n\n" + engines(docs))
     by_engine: dict[str, list[dict[str, Any]]] = {}

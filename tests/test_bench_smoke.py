@@ -18,7 +18,7 @@ import pytest
 from bench.chart import draw
 from bench.data import Generator, ensure_dataset
 from bench.lines import LINES
-from bench.report import full_report
+from bench.report import full_report, size_label, summary
 from bench.run import INGEST_METHODS
 
 EVENTS = 1200
@@ -85,6 +85,9 @@ def test_bench_smoke(database_url: str, tmp_path: Path) -> None:
     # The printed table and the report/chart commands work on the result.
     assert "string trait eq (instance_id)" in proc.stdout
     assert "string trait eq (instance_id)" in full_report([doc])
+    table = summary([doc]).splitlines()
+    assert table[0].startswith(f"| {size_label(EVENTS)} events, median ms | Annals SQLite |")
+    assert len(table) == 2 + len(LINES) + 1 + 3  # header, lines, throughput, ingest methods
     chart = draw([doc], tmp_path / "chart.png")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Migration timing on the database the run left: down to 0001 and up again, data kept.
