@@ -38,29 +38,23 @@ def _constraint(table: str) -> str:
     return f"fk_{table}_event_id_event"
 
 
+# Batch mode with recreate="auto": a plain ALTER TABLE on PostgreSQL and MySQL/MariaDB; on
+# SQLite, which cannot ALTER a constraint, a copy of the table with or without it.
+
+
 def upgrade() -> None:
-    sqlite = op.get_bind().dialect.name == "sqlite"
     for table in TRAIT_TABLES:
-        if sqlite:
-            with op.batch_alter_table(table, recreate="always") as batch:
-                batch.drop_constraint(_constraint(table), type_="foreignkey")
-        else:
-            op.drop_constraint(_constraint(table), table, type_="foreignkey")
+        with op.batch_alter_table(table, recreate="auto") as batch:
+            batch.drop_constraint(_constraint(table), type_="foreignkey")
 
 
 def downgrade() -> None:
-    sqlite = op.get_bind().dialect.name == "sqlite"
     for table in TRAIT_TABLES:
         op.execute(
             f"DELETE FROM {table} WHERE NOT EXISTS "
             f"(SELECT 1 FROM event WHERE event.id = {table}.event_id)"
         )
-        if sqlite:
-            with op.batch_alter_table(table, recreate="always") as batch:
-                batch.create_foreign_key(
-                    _constraint(table), "event", ["event_id"], ["id"], ondelete="CASCADE"
-                )
-        else:
-            op.create_foreign_key(
-                _constraint(table), table, "event", ["event_id"], ["id"], ondelete="CASCADE"
+        with op.batch_alter_table(table, recreate="auto") as batch:
+            batch.create_foreign_key(
+                _constraint(table), "event", ["event_id"], ["id"], ondelete="CASCADE"
             )
