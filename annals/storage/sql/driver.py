@@ -118,6 +118,13 @@ LOADERS: dict[TraitType, Callable[[Any], TraitValue]] = {
 }
 
 
+#: SQLite: the largest event id in use, by an event or by a trait row (one index probe each).
+_TRAIT_TOPS = " UNION ALL ".join(
+    f"SELECT max(event_id) FROM {table.name}" for table in t.TRAIT_TABLES.values()
+)
+SQLITE_LARGEST_ID = f"SELECT max(m) FROM (SELECT max(id) AS m FROM event UNION ALL {_TRAIT_TOPS})"
+
+
 def _filter_value(trait_type: TraitType, value: TraitValue) -> TraitValue | int:
     if trait_type is TraitType.DATETIME:
         assert not isinstance(value, (str, int, float))
@@ -469,12 +476,7 @@ class SQLDriver(StorageDriver):
         sequence, which nobody else will ever be given.
         """
         if self.dialect_name == "sqlite":
-            tops = " UNION ALL ".join(
-                f"SELECT max(event_id) FROM {table.name}" for table in t.TRAIT_TABLES.values()
-            )
-            top = self._fetch(
-                conn, f"SELECT max(m) FROM (SELECT max(id) AS m FROM event UNION ALL {tops})", ()
-            )[0][0]
+            top = self._fetch(conn, SQLITE_LARGEST_ID, ())[0][0]
             first = (top or 0) + 1
             return list(range(first, first + count))
         if self.dialect_name == "postgresql":
