@@ -65,7 +65,7 @@ def time_migrations(engine_name: str, workdir: Path, base: str) -> dict[str, Any
 
 def report(result: dict[str, Any]) -> str:
     lines = [
-        f"{servers.server_version(result['engine'])}: {result['events']:,} events",
+        f"{result['engine_version']}: {result['events']:,} events",
         "",
         "| step | seconds |",
         "|---|---:|",

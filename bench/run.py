@@ -141,47 +141,43 @@ def post_batches(
 SETTLE_SECONDS = 5.0
 
 
+def _autocommit(engine: str, url: str, statement: str) -> None:
+    """Run one statement on a connection of its own, outside any transaction (ANALYZE,
+    CHECKPOINT and SQLite's wal_checkpoint do not run inside one)."""
+    import sqlalchemy as sa
+
+    target = sa.make_url(url)
+    if engine == "postgresql":
+        target = target.set(drivername="postgresql+psycopg")
+    eng = sa.create_engine(target, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with eng.connect() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        eng.dispose()
+
+
+#: What makes each engine write out a load at once rather than in the background.
+SETTLE_STATEMENTS = {"postgresql": "CHECKPOINT", "sqlite": "PRAGMA wal_checkpoint(TRUNCATE)"}
+
+
 def settle(engine: str, url: str, log: Log) -> None:
     """Let the database finish the writes of a load before anything is timed, for either
     system: PostgreSQL writes its dirty buffers out (CHECKPOINT) and SQLite copies its WAL
     into the database (wal_checkpoint), instead of doing it in the background while the query
-    lines run (seen here: lines 1.6x slower right after a load than a few minutes later);
+    lines run (seen here: lines 1.1-1.8x slower right after a load than a few minutes later);
     then a few seconds of quiet."""
-    import sqlalchemy as sa
-
     started = time.perf_counter()
-    if engine in ("postgresql", "sqlite"):
-        target = sa.make_url(url)
-        if engine == "postgresql":
-            target = target.set(drivername="postgresql+psycopg")
-        eng = sa.create_engine(target, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-        try:
-            with eng.connect() as conn:
-                conn.exec_driver_sql(
-                    "CHECKPOINT" if engine == "postgresql" else "PRAGMA wal_checkpoint(TRUNCATE)"
-                )
-        finally:
-            eng.dispose()
+    if engine in SETTLE_STATEMENTS:
+        _autocommit(engine, url, SETTLE_STATEMENTS[engine])
     time.sleep(SETTLE_SECONDS)
     log(f"{engine}: database settled ({time.perf_counter() - started:.1f} s)")
 
 
 def _analyze(engine: str, url: str) -> None:
     """PostgreSQL: what autovacuum's ANALYZE does within a minute of a bulk load."""
-    if engine != "postgresql":
-        return
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(
-        sa.make_url(url).set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-        poolclass=sa.NullPool,
-    )
-    try:
-        with eng.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
-    finally:
-        eng.dispose()
+    if engine == "postgresql":
+        _autocommit(engine, url, "ANALYZE")
 
 
 def _ingest_once(

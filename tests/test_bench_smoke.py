@@ -45,6 +45,20 @@ def test_dataset_is_deterministic(tmp_path: Path) -> None:
     assert 700 < len(json.dumps(doc["raw"])) < 1400
 
 
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bench ARGS`` from the project root; it must succeed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.mark.db
 @pytest.mark.slow
 @pytest.mark.backends("sqlite")
@@ -57,15 +71,7 @@ def test_bench_smoke(database_url: str, tmp_path: Path) -> None:
         "--throughput-seconds 1 --concurrency 2 --workers 1 --page-limits 10,100 "
         f"--page-requests 2 --results-dir {results} --quiet"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", *options.split()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _bench("run", *options.split())
     files = sorted(results.glob(f"*-{engine}-{EVENTS}.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text())
@@ -91,24 +97,7 @@ def test_bench_smoke(database_url: str, tmp_path: Path) -> None:
     chart = draw([doc], tmp_path / "chart.png")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Migration timing on the database the run left: down to 0001 and up again, data kept.
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "migrations",
-            "--engine",
-            engine,
-            "--results-dir",
-            str(results),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _bench("migrations", "--engine", engine, "--results-dir", str(results))
     [timing] = results.glob("migrations/*.json")
     steps = json.loads(timing.read_text())
     assert steps["events"] == EVENTS
