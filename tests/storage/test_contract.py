@@ -234,6 +234,54 @@ def test_scopes(driver: StorageDriver) -> None:
     assert q(Scope(ScopeKind.NOTHING)) == []
 
 
+def test_owner_traits(driver: StorageDriver) -> None:
+    """project_id and user_id, which the SQL driver keeps in event columns (0004), behave as
+    every other string trait: filters with every operator, trait listings, trait values."""
+    driver.record_events(
+        [
+            ev(1, "a", project="p1", user="u1"),
+            ev(2, "a", project="p2", user=None),
+            ev(3, "a", project=None, user="u3"),
+            ev(4, "b", project=None, user=None),
+            Event("int-project", "b", T0, (Trait("project_id", TraitType.INTEGER, 7),)),
+        ]
+    )
+
+    def q(name: str, op: Op, value: object, kind: TraitType = TraitType.STRING) -> list[str]:
+        flt = TraitFilter(name, kind, op, value)  # type: ignore[arg-type]
+        return ids(driver.get_events(EventQuery(traits=(flt,))))
+
+    assert q("project_id", Op.EQ, "p1") == ["msg-0001"]
+    # An event without the trait matches no operator, ne included.
+    assert q("project_id", Op.NE, "p1") == ["msg-0002"]
+    assert q("project_id", Op.GT, "p1") == ["msg-0002"]
+    assert q("project_id", Op.LE, "p2") == ["msg-0001", "msg-0002"]
+    assert q("user_id", Op.NE, "u1") == ["msg-0003"]
+    assert q("project_id", Op.EQ, 7, TraitType.INTEGER) == ["int-project"]
+    assert q("project_id", Op.EQ, "7") == []
+    assert q("user_id", Op.EQ, "nobody") == []
+    [third] = driver.get_events(EventQuery(message_id="msg-0003"))
+    assert third.traits == (Trait("user_id", TraitType.STRING, "u3"),)
+
+    owner_p2 = Scope(ScopeKind.ADMIN_PROJECT, "p2")
+    assert driver.get_trait_types("a", owner_p2) == [
+        TraitDescription("project_id", TraitType.STRING),
+        TraitDescription("user_id", TraitType.STRING),  # msg-0003: no project, so visible
+    ]
+    assert driver.get_trait_types("a", Scope(ScopeKind.OWNER, "p2", "u9")) == []
+    assert driver.get_trait_types("b", ALL) == [TraitDescription("project_id", TraitType.INTEGER)]
+    assert list(driver.get_traits("a", "project_id", ALL)) == [
+        Trait("project_id", TraitType.STRING, "p1"),
+        Trait("project_id", TraitType.STRING, "p2"),
+    ]
+    assert list(driver.get_traits("a", "user_id", owner_p2)) == [
+        Trait("user_id", TraitType.STRING, "u3"),
+    ]
+    assert list(driver.get_traits("b", "project_id", ALL)) == [
+        Trait("project_id", TraitType.INTEGER, 7),
+    ]
+
+
 def test_sort_limit_and_marker(driver: StorageDriver) -> None:
     driver.record_events([ev(n, seconds=n // 2) for n in range(10)])  # pairs share a time
     everything = ids(driver.get_events(EventQuery()))

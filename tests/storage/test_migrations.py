@@ -66,6 +66,20 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
                     "INSERT INTO trait_string (event_id, name, value) VALUES (1, 'project_id', 'p')"
                 )
             )
+            # Columns that disagree with the trait rows (never written by Annals): 0004
+            # makes them say what the traits say before it drops the owner trait rows.
+            conn.execute(
+                sa.text(
+                    "INSERT INTO event (id, message_id, event_type_id, generated, project_id, "
+                    "user_id, raw) VALUES (2, 'm-2', 1, 1700000000123457, 'stale', NULL, NULL)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO trait_string (event_id, name, value) VALUES "
+                    "(2, 'project_id', 'p2'), (2, 'user_id', 'u2')"
+                )
+            )
             conn.execute(
                 sa.text("INSERT INTO trait_integer (event_id, name, value) VALUES (1, 'n', 42)")
             )
@@ -75,10 +89,13 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert not driver.schema_is_current() or _head(driver) == FIRST_REVISION
         driver.upgrade()
         assert driver.schema_is_current()
-        [event] = driver.get_events(EventQuery())
+        event, second = driver.get_events(EventQuery())
         assert event.message_id == "m-1"
         assert event.raw == {"a": 1}
         assert {t.name: t.value for t in event.traits} == {"project_id": "p", "n": 42}
+        assert {t.name: t.value for t in second.traits} == {"project_id": "p2", "user_id": "u2"}
+        assert _owner_columns(driver) == [("p", None), ("p2", "u2")]
+        assert _owner_trait_rows(driver) == 0
         assert event.generated.microsecond == 123456
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
         assert _owner_statistics(driver) is (driver.dialect_name == "postgresql")
@@ -97,14 +114,17 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert _trait_foreign_keys(driver) == {
             table: ("event", "CASCADE") for table in TRAIT_TABLE_NAMES
         }
+        assert _owner_trait_rows(driver) == 3  # written back from the columns
         with driver.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM trait_string")).scalar() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM trait_string")).scalar() == 3
         driver.upgrade()
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
         assert _trait_foreign_keys(driver) == {}
-        [event] = driver.get_events(EventQuery())
+        assert _owner_trait_rows(driver) == 0
+        event, second = driver.get_events(EventQuery())
         assert event.message_id == "m-1"
         assert {t.name: t.value for t in event.traits} == {"project_id": "p", "n": 42}
+        assert {t.name: t.value for t in second.traits} == {"project_id": "p2", "user_id": "u2"}
     finally:
         driver.close()
 
@@ -120,6 +140,26 @@ HEAD_EVENT_INDEXES = {
     "ix_event_project_id_generated_message_id": ["project_id", "generated", "message_id"],
     "ix_event_user_id_generated_message_id": ["user_id", "generated", "message_id"],
 }
+
+
+def _owner_columns(driver: StorageDriver) -> list[tuple[str | None, str | None]]:
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    with driver.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT project_id, user_id FROM event ORDER BY id"))
+        return [(row[0], row[1]) for row in rows]
+
+
+def _owner_trait_rows(driver: StorageDriver) -> int:
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    with driver.engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT count(*) FROM trait_string WHERE name IN ('project_id', 'user_id')")
+        ).scalar()
+    return int(found or 0)
 
 
 TRAIT_TABLE_NAMES = ("trait_string", "trait_integer", "trait_float", "trait_datetime")

@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
+from annals.errors import StorageError
 from annals.models import Event, Trait, TraitDescription, TraitType
 from annals.query import EventQuery, Scope
 from annals.storage import get_driver
@@ -209,3 +210,26 @@ def test_a_database_error_late_in_a_batch_stores_nothing(sql_driver: SQLDriver) 
         sql_driver.record_events(sent)
     assert sql_driver.get_events(EventQuery(limit=10)) == []
     assert sql_driver.record_events([event(1)]).stored == 1
+
+
+def test_owner_traits_are_stored_once_in_their_event_columns(sql_driver: SQLDriver) -> None:
+    """Since 0004 the string project_id/user_id traits are event columns, not trait rows;
+    an event naming one of them twice is refused (before 0004 the trait key refused it)."""
+    sql_driver.record_events([event(n) for n in range(5)])
+    with sql_driver.engine.connect() as conn:
+        names = set(conn.scalars(sa.select(t.trait_string.c.name).distinct()))
+        owners = conn.execute(
+            sa.select(t.event.c.project_id, t.event.c.user_id).order_by(t.event.c.id)
+        ).all()
+    assert names.isdisjoint({"project_id", "user_id"})
+    assert [tuple(row) for row in owners] == [(f"p{n % 3}", f"u{n}") for n in range(5)]
+    check_stored(sql_driver, list(range(5)))
+    twice = Event(
+        "twice",
+        "t",
+        T0,
+        (Trait("user_id", TraitType.STRING, "a"), Trait("user_id", TraitType.STRING, "b")),
+    )
+    with pytest.raises(StorageError, match="two string traits named user_id"):
+        sql_driver.record_events([event(9), twice])
+    check_stored(sql_driver, list(range(5)))

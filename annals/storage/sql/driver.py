@@ -125,6 +125,26 @@ _TRAIT_TOPS = " UNION ALL ".join(
 SQLITE_LARGEST_ID = f"SELECT max(m) FROM (SELECT max(id) AS m FROM event UNION ALL {_TRAIT_TOPS})"
 
 
+#: String traits stored as columns of their event, not as trait_string rows (migration 0004):
+#: every request's visibility scope tests them, and each was a second index entry per event.
+OWNER_COLUMNS: dict[str, sa.Column[Any]] = {
+    "project_id": t.event.c.project_id,
+    "user_id": t.event.c.user_id,
+}
+_REPEATED_OWNER = "event {} has two string traits named {}"
+
+
+def _owner_traits(row: Any, same: dict[str, str]) -> list[Trait]:
+    """The owner traits an event row holds in its columns (values shared through ``same``,
+    as :meth:`SQLDriver._traits_for` shares the other traits' values)."""
+    found = []
+    for name in OWNER_COLUMNS:
+        value = getattr(row, name)
+        if value is not None:
+            found.append(Trait(name, TraitType.STRING, same.setdefault(value, value)))
+    return found
+
+
 def _filter_value(trait_type: TraitType, value: TraitValue) -> TraitValue | int:
     if trait_type is TraitType.DATETIME:
         assert not isinstance(value, (str, int, float))
@@ -403,16 +423,17 @@ class SQLDriver(StorageDriver):
         for position, ev in enumerate(new):
             event_id = row_ids[position] if row_ids else position
             type_id = type_ids[ev.event_type]
-            project_id = user_id = None
+            owners: dict[str, str] = {}
             for trait in ev.traits:
                 name, kind, value = trait.name, trait.type, trait.value
-                if kind is string_type:
-                    # What Event.string_trait answers: the first string trait of the name.
-                    if name == "project_id" and project_id is None:
-                        project_id = str(value)
-                    elif name == "user_id" and user_id is None:
-                        user_id = str(value)
-                elif kind is datetime_type:
+                if kind is string_type and name in OWNER_COLUMNS:
+                    # Stored in the event's own column only (migration 0004).
+                    if name in owners:
+                        raise StorageError(_REPEATED_OWNER.format(ev.message_id, name))
+                    owners[name] = str(value)
+                    catalogue.add((type_id, name, kind))
+                    continue
+                if kind is datetime_type:
                     assert isinstance(value, dt.datetime)
                     value = to_micros(value)
                 trait_rows[kind].append((event_id, name, value))
@@ -421,8 +442,8 @@ class SQLDriver(StorageDriver):
                 ev.message_id,
                 type_id,
                 to_micros(ev.generated),
-                project_id,
-                user_id,
+                owners.get("project_id"),
+                owners.get("user_id"),
                 dumps(ev.raw).decode(),
             )
             event_rows.append((event_id, *row) if row_ids else row)
@@ -683,13 +704,15 @@ class SQLDriver(StorageDriver):
             ).all()
             for trait_name, kind in described:
                 table = t.TRAIT_TABLES[TraitType(kind)]
-                used = conn.execute(
-                    sa.select(ev.c.id)
-                    .where(
-                        ev.c.event_type_id == type_id,
-                        sa.exists().where(table.c.event_id == ev.c.id, table.c.name == trait_name),
+                carried: ColumnElement[bool]
+                if kind == TraitType.STRING and trait_name in OWNER_COLUMNS:
+                    carried = OWNER_COLUMNS[trait_name].is_not(None)
+                else:
+                    carried = sa.exists().where(
+                        table.c.event_id == ev.c.id, table.c.name == trait_name
                     )
-                    .limit(1)
+                used = conn.execute(
+                    sa.select(ev.c.id).where(ev.c.event_type_id == type_id, carried).limit(1)
                 ).first()
                 if used is None:
                     conn.execute(
@@ -766,6 +789,11 @@ class SQLDriver(StorageDriver):
             conds.append(ev.c.generated <= timeutil.to_micros(query.end))
         cutoff: int | None = None  # (asked once per query, on first need)
         for flt in query.traits:
+            if flt.type is TraitType.STRING and flt.name in OWNER_COLUMNS:
+                # An event column with its own listing index; NULL (no such trait) never
+                # matches, as an absent trait row never did.
+                conds.append(OPERATORS[flt.op](OWNER_COLUMNS[flt.name], flt.value))
+                continue
             table = t.TRAIT_TABLES[flt.type]
             matches = OPERATORS[flt.op](table.c.value, _filter_value(flt.type, flt.value))
             if self.dialect_name == "postgresql":
@@ -851,7 +879,15 @@ class SQLDriver(StorageDriver):
         self, query: EventQuery, sort: Sequence[SortKey], conds: list[ColumnElement[bool]]
     ) -> sa.Select[Any]:
         ev = t.event
-        columns = (ev.c.id, ev.c.message_id, ev.c.event_type_id, ev.c.generated, ev.c.raw)
+        columns = (
+            ev.c.id,
+            ev.c.message_id,
+            ev.c.event_type_id,
+            ev.c.generated,
+            ev.c.project_id,
+            ev.c.user_id,
+            ev.c.raw,
+        )
 
         def ordered(stmt: sa.Select[Any], source: sa.FromClause) -> sa.Select[Any]:
             return stmt.order_by(
@@ -917,13 +953,19 @@ class SQLDriver(StorageDriver):
             if not rows:
                 return []
             type_names = self._type_names(conn, {row.event_type_id for row in rows})
-            traits = self._traits_for(conn, [row.id for row in rows])
+            same: dict[str, str] = {}
+            traits = self._traits_for(conn, [row.id for row in rows], same)
         return [
             Event(
                 message_id=row.message_id,
                 event_type=type_names[row.event_type_id],
                 generated=timeutil.from_micros(row.generated),
-                traits=tuple(sorted(traits.get(row.id, ()), key=lambda tr: (tr.name, tr.type))),
+                traits=tuple(
+                    sorted(
+                        [*traits.get(row.id, ()), *_owner_traits(row, same)],
+                        key=lambda tr: (tr.name, tr.type),
+                    )
+                ),
                 raw=RawJSON(row.raw) if row.raw else {},  # passed on as the JSON text it is
             )
             for row in rows
@@ -938,14 +980,16 @@ class SQLDriver(StorageDriver):
         )
         return {type_id: name for type_id, name in rows}
 
-    def _traits_for(self, conn: Connection, event_ids: list[int]) -> dict[int, list[Trait]]:
+    def _traits_for(
+        self, conn: Connection, event_ids: list[int], same: dict[str, str]
+    ) -> dict[int, list[Trait]]:
         """The traits of a page's events: one query per trait table (and 500 ids), straight
         through the DB-API cursor; SQLAlchemy's compilation of the id lists and its per-row
         result processing were half the time of a 100-event page."""
         found: dict[int, list[Trait]] = {}
         # A page repeats the same names and many values (states, hosts, projects): one copy
-        # of each per request instead of one per row (a 10,000-event page holds ~130,000).
-        same: dict[str, str] = {}
+        # of each per request (``same``) instead of one per row (a 10,000-event page holds
+        # ~130,000).
         for trait_type, table in t.TRAIT_TABLES.items():
             for chunk in _chunks(event_ids):
                 where, params = self._in_condition("event_id", chunk)
@@ -997,6 +1041,17 @@ class SQLDriver(StorageDriver):
                 if scope_cond is not None:
                     stmt = stmt.where(scope_cond)
                 found.update((name, int(trait_type)) for name in conn.scalars(stmt))
+            for name, column in OWNER_COLUMNS.items():
+                stmt = (
+                    sa.select(t.event.c.id)
+                    .join(et, et.c.id == t.event.c.event_type_id)
+                    .where(et.c.name == event_type, column.is_not(None))
+                    .limit(1)
+                )
+                if scope_cond is not None:
+                    stmt = stmt.where(scope_cond)
+                if conn.execute(stmt).first() is not None:
+                    found.add((name, int(TraitType.STRING)))
         return [
             TraitDescription(name, TraitType(kind))
             for name, kind in sorted(found, key=lambda item: (item[1], item[0]))
@@ -1006,18 +1061,21 @@ class SQLDriver(StorageDriver):
         ev, et = t.event, t.event_type
         scope_cond = self._scope_condition(scope)
         result: list[Trait] = []
+        of_type = ev.c.event_type_id == (
+            sa.select(et.c.id).where(et.c.name == event_type).scalar_subquery()
+        )
         with self._tx() as conn:
             for trait_type, table in t.TRAIT_TABLES.items():
-                stmt = (
-                    sa.select(table.c.value)
-                    .join(ev, ev.c.id == table.c.event_id)
-                    .where(
-                        table.c.name == trait_name,
-                        ev.c.event_type_id
-                        == sa.select(et.c.id).where(et.c.name == event_type).scalar_subquery(),
+                if trait_type is TraitType.STRING and trait_name in OWNER_COLUMNS:
+                    column = OWNER_COLUMNS[trait_name]
+                    stmt = sa.select(column).where(of_type, column.is_not(None))
+                else:
+                    stmt = (
+                        sa.select(table.c.value)
+                        .join(ev, ev.c.id == table.c.event_id)
+                        .where(table.c.name == trait_name, of_type)
                     )
-                    .order_by(ev.c.id)
-                )
+                stmt = stmt.order_by(ev.c.id)
                 if scope_cond is not None:
                     stmt = stmt.where(scope_cond)
                 result.extend(

@@ -5,8 +5,10 @@ Designed for the queries the API runs, not copied from Panko:
 * ``event.generated`` is an integer count of microseconds since the epoch (UTC): exact on every
   engine, compact, and indexed together with ``message_id`` for the default sort and keyset
   pagination.
-* ``event.project_id`` / ``event.user_id`` copy the string traits of the same names, so the
+* ``event.project_id`` / ``event.user_id`` hold the string traits of the same names, so the
   visibility scope every request carries is an indexed column test instead of a trait lookup.
+  Since migration 0004 they are the only copy: those two traits have no ``trait_string``
+  rows (the driver reads, filters and lists them from the columns).
 * One trait table per type, each keyed ``(event_id, name)`` and indexed ``(name, value,
   event_id)`` so a trait filter is an index range scan, not a scan of every trait.
 * Trait rows carry no foreign key to their event (migration 0003): PostgreSQL checked it with
