@@ -83,6 +83,9 @@ class DataPlan:
     page10_marker: str = ""
     #: message_id of the first event of page 10
     page10_first: str = ""
+    #: message_id of the event 90% of the way through the data set (default sort): the
+    #: page after it is deep in the store (keyset pagination must not read what precedes)
+    deep_marker: str = ""
     projects: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -135,6 +138,7 @@ class Generator:
         want_instance = False
         # The last event of page 9 (pages of 100); a later page of a tiny data set.
         page10_marker = min(899, max(0, self.count - 2))
+        deep_marker = min(self.count * 9 // 10, max(0, self.count - 2))
         for index, offset in enumerate(offsets):
             event_type = rng.choices(types, weights)[0]
             generated = EPOCH + dt.timedelta(microseconds=offset)
@@ -198,6 +202,8 @@ class Generator:
                     plan.page10_marker = message_id
                 elif index == page10_marker + 1:
                     plan.page10_first = message_id
+                if index == deep_marker:
+                    plan.deep_marker = message_id
                 if index == 0:
                     plan.first = stamp
                 plan.last = stamp
@@ -253,7 +259,9 @@ def ensure_dataset(
     """The JSON-lines file and plan of a data set, generated once and cached."""
     data_file, plan_file = paths(directory, events, seed)
     if data_file.exists() and plan_file.exists():
-        return data_file, DataPlan.from_json(json.loads(plan_file.read_text()))
+        plan = DataPlan.from_json(json.loads(plan_file.read_text()))
+        if plan.deep_marker:  # (plans written before it existed are made again)
+            return data_file, plan
     directory.mkdir(parents=True, exist_ok=True)
     log(f"generating {events:,} events (seed {seed}) into {data_file}")
     plan = DataPlan(events=events, seed=seed)

@@ -116,6 +116,11 @@ def _lines() -> list[Line]:
             )
         ]
 
+    def page_deep(plan: DataPlan) -> list[Request]:
+        return [
+            Request(EVENTS, (*ALL_TENANTS, ("marker", plan.deep_marker)), admin(plan.admin_project))
+        ]
+
     def get_by_id(plan: DataPlan) -> list[Request]:
         return [Request(f"{EVENTS}/{m}", (), admin(p)) for m, p in plan.events_by_id]
 
@@ -143,6 +148,7 @@ def _lines() -> list[Line]:
         Line("day_window", "one-day time window", day_window),
         Line("sort_desc", "sort generated:desc", sort_desc),
         Line("page10", "10th page by marker", page10),
+        Line("page_deep", "page by marker, 90% deep", page_deep),
         Line("get_by_id", "get by id (admin)", get_by_id),
         Line("event_types", "event_types", event_types),
         Line("traits_of_type", "traits of a type", traits_of_type),

@@ -38,7 +38,13 @@ def test_dataset_is_deterministic(tmp_path: Path) -> None:
     assert data.read_text().splitlines() == [
         json.dumps(json.loads(line), separators=(",", ":")) for line in first
     ]
-    assert plan.instance_ids and plan.members and plan.events_by_id and plan.page10_marker
+    assert (
+        plan.instance_ids
+        and plan.members
+        and plan.events_by_id
+        and plan.page10_marker
+        and plan.deep_marker
+    )
     doc = json.loads(first[0])
     names = {name for name, _, _ in doc["traits"]}
     assert {"tenant_id", "project_id", "user_id", "host", "service", "state"} <= names

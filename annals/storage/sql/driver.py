@@ -883,7 +883,13 @@ class SQLDriver(StorageDriver):
             equal_prefix = [self._sort_column(prev) == marker_values[prev.key] for prev in sort[:i]]
             step = col < value if key.descending else col > value
             alternatives.append(sa.and_(*equal_prefix, step))
-        return sa.or_(*alternatives)
+        # The same bound on the first key alone, redundant but what an index can start from:
+        # without it PostgreSQL read the first index's entries from the very start, filtering
+        # the OR (83 ms instead of 0.1 ms for a marker 93,000 events deep).
+        first = sort[0]
+        column, start = self._sort_column(first), marker_values[first.key]
+        from_marker = column <= start if first.descending else column >= start
+        return sa.and_(from_marker, sa.or_(*alternatives))
 
     def _page_statement(
         self, query: EventQuery, sort: Sequence[SortKey], conds: list[ColumnElement[bool]]
