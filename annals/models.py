@@ -34,6 +34,9 @@ NAME_LENGTH = 255
 #: Longest string trait value: (name, value, event_id) must fit one InnoDB index entry
 #: (3072 bytes in utf8mb4) and one PostgreSQL btree entry.
 STRING_VALUE_LENGTH = 500
+#: The string traits that decide who may see an event (Panko's visibility rules): held to
+#: NAME_LENGTH, and kept by the SQL driver in event columns of the same names.
+OWNER_TRAITS: tuple[str, ...] = ("project_id", "user_id")
 
 
 class Trait(NamedTuple):

@@ -19,6 +19,7 @@ from annals import timeutil
 from annals.errors import InvalidEvent
 from annals.models import (
     NAME_LENGTH,
+    OWNER_TRAITS,
     STRING_VALUE_LENGTH,
     Event,
     Trait,
@@ -26,9 +27,6 @@ from annals.models import (
     TraitValue,
 )
 from annals.query import INT64_MAX, INT64_MIN
-
-#: String traits that decide who may see an event; indexed, so held to NAME_LENGTH.
-OWNER_TRAITS = ("project_id", "user_id")
 
 DTYPES: dict[int, TraitType] = {
     0: TraitType.STRING,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from annals.models import OWNER_TRAITS
 from annals.query import INT64_MAX, INT64_MIN, SUPPORTED_TYPES
 
 JSON: Final = "application/json"
@@ -13,7 +14,6 @@ Schema = dict[str, Any]
 NO_NUL: Final = "^[^\\u0000]*$"
 #: How Annals renders timestamps: ISO 8601, UTC, no offset, microseconds when non-zero.
 TIMESTAMP_OUT: Final = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{6})?$"
-OWNER_TRAITS: Final = ("project_id", "user_id")
 
 
 def ref(name: str) -> Schema:

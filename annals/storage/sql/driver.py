@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from annals import timeutil
 from annals.errors import InvalidMarker, StorageError, StorageUnavailable
 from annals.models import (
+    OWNER_TRAITS,
     Event,
     RawJSON,
     RecordResult,
@@ -128,10 +129,7 @@ SQLITE_LARGEST_ID = f"SELECT max(m) FROM (SELECT max(id) AS m FROM event UNION A
 
 #: String traits stored as columns of their event, not as trait_string rows (migration 0004):
 #: every request's visibility scope tests them, and each was a second index entry per event.
-OWNER_COLUMNS: dict[str, sa.Column[Any]] = {
-    "project_id": t.event.c.project_id,
-    "user_id": t.event.c.user_id,
-}
+OWNER_COLUMNS: dict[str, sa.Column[Any]] = {name: t.event.c[name] for name in OWNER_TRAITS}
 _REPEATED_OWNER = "event {} has two string traits named {}"
 
 
