@@ -8,8 +8,8 @@ the Python ``repr`` of the decoded JSON. Field order follows Panko's output.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 from xml.etree import ElementTree as ET
 
 import orjson
@@ -28,6 +28,10 @@ from annals.models import (
 #: Events per piece of a streamed event list: ~1.7 KB of JSON each for a typical
 #: notification (13 traits, a 1 KB payload), so pieces of ~400 KB.
 EVENTS_PER_CHUNK = 250
+#: Trait values per piece of a streamed answer (an unpaginated endpoint: 180,000 values for
+#: one trait of 1M events, 40 MB of documents if rendered at once).
+TRAITS_PER_CHUNK = 2000
+_Item = TypeVar("_Item")
 
 
 class Format(enum.Enum):
@@ -157,35 +161,58 @@ def stream_events(
     events leave it as they are rendered, so that their memory is given back while the
     rest of the response is still being sent.
     """
-    if not events:
-        yield render_events(events, fmt)
+    return _stream(
+        events, fmt, per_chunk, doc=event_doc, xml_doc=xml_event, render_all=render_events
+    )
+
+
+def stream_traits(
+    traits: list[Trait], fmt: Format, per_chunk: int = TRAITS_PER_CHUNK
+) -> Iterator[bytes]:
+    """The bytes of ``render_traits(traits, fmt)``, in pieces, as :func:`stream_events`."""
+    return _stream(
+        traits, fmt, per_chunk, doc=trait_doc, xml_doc=trait_doc, render_all=render_traits
+    )
+
+
+def _stream(
+    items: list[_Item],
+    fmt: Format,
+    per_chunk: int,
+    *,
+    doc: Callable[[_Item], Any],
+    xml_doc: Callable[[_Item], Any],
+    render_all: Callable[[list[_Item], Format], bytes],
+) -> Iterator[bytes]:
+    if not items:
+        yield render_all(items, fmt)
         return
     if fmt.is_xml:
         yield b"<result>"
-        for batch in _batches(events, per_chunk):
-            yield b"".join(_ascii(_xml_item(event)) for event in batch)
+        for batch in _batches(items, per_chunk):
+            yield b"".join(_ascii(_xml_item(xml_doc(item))) for item in batch)
         yield b"</result>"
         return
     separator = b"["
-    for batch in _batches(events, per_chunk):
+    for batch in _batches(items, per_chunk):
         # orjson writes "[a,b]": the members go out as "[a,b", then ",c,d", ..., then "]".
-        yield separator + orjson.dumps([event_doc(event) for event in batch])[1:-1]
+        yield separator + orjson.dumps([doc(item) for item in batch])[1:-1]
         separator = b","
     yield b"]"
 
 
-def _batches(events: list[Event], size: int) -> Iterator[list[Event]]:
-    """``events``, ``size`` at a time, each batch removed from the list as it is handed out."""
-    while events:
-        batch = events[:size]
-        del events[:size]
+def _batches(items: list[_Item], size: int) -> Iterator[list[_Item]]:
+    """``items``, ``size`` at a time, each batch removed from the list as it is handed out."""
+    while items:
+        batch = items[:size]
+        del items[:size]
         yield batch
 
 
-def _xml_item(event: Event) -> ET.Element:
-    """One member of the XML event list, as ``to_xml`` builds it inside ``<result>``."""
+def _xml_item(doc: Any) -> ET.Element:
+    """One member of an XML list, as ``to_xml`` builds it inside ``<result>``."""
     item = ET.Element("item")
-    _xml_fill(item, xml_event(event))
+    _xml_fill(item, doc)
     return item
 
 

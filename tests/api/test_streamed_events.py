@@ -188,3 +188,42 @@ def test_small_page_keeps_its_content_length(driver: StorageDriver, client: http
     )
     assert nothing.status_code == 200
     assert nothing.content == b"[]"
+
+
+# --- trait values (unpaginated): streamed past TRAITS_PER_CHUNK ----------------------------
+
+TRAITS = [
+    Trait("memory_mb", TraitType.INTEGER, 512),
+    Trait("size", TraitType.FLOAT, 1.5),
+    Trait("at", TraitType.DATETIME, T0),
+    Trait("state", TraitType.STRING, 'naïve "quoted" </x>'),
+]
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 7, 9])
+def test_trait_stream_is_the_whole_rendering(fmt: Format, count: int) -> None:
+    traits = [TRAITS[n % len(TRAITS)] for n in range(count)]
+    whole_body = serializers.render_traits(traits, fmt)
+    assert b"".join(serializers.stream_traits(list(traits), fmt, per_chunk=2)) == whole_body
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("fmt", [Format.JSON, Format.XML])
+def test_many_trait_values_are_streamed_identically(
+    driver: StorageDriver, client: httpx.Client, fmt: Format
+) -> None:
+    count = serializers.TRAITS_PER_CHUNK + 37
+    events = [parse_event(d) for d in _docs(count)]
+    driver.record_events(events)
+    path = "/v2/event_types/compute.instance.create.end/traits/memory_mb"
+    resp = client.get(path, headers={**ADMIN, "Accept": fmt.value.split(";")[0]})
+    assert resp.status_code == 200
+    assert "content-length" not in resp.headers  # streamed
+    expected = [Trait("memory_mb", TraitType.INTEGER, n) for n in range(count)]
+    assert resp.content == serializers.render_traits(expected, fmt)
+
+    few = client.get("/v2/event_types/compute.instance.create.end/traits/nope", headers=ADMIN)
+    assert few.status_code == 200
+    assert few.headers["content-length"] == str(len(few.content))
+    assert few.content == b"[]"

@@ -57,5 +57,10 @@ class TraitValues(MetadataResource):
         fmt = self.fmt(req)
         scope = self.scope(req, policy.TRAITS_INDEX, event_type, trait_name)
         self.no_parameters(req)
-        traits = self.driver.get_traits(event_type, trait_name, scope)
-        self.reply(req, resp, serializers.render_traits(traits, fmt), fmt)
+        traits = list(self.driver.get_traits(event_type, trait_name, scope))
+        if len(traits) <= serializers.TRAITS_PER_CHUNK:
+            self.reply(req, resp, serializers.render_traits(traits, fmt), fmt)
+            return
+        # Unpaginated (as in Panko): a large answer is rendered while it is sent, never whole
+        # in memory; every database error has come before the status is sent.
+        self.reply_stream(req, resp, serializers.stream_traits(traits, fmt), fmt)
