@@ -188,7 +188,9 @@ def _owner_statistics(driver: StorageDriver) -> bool:
         return False
     with driver.engine.connect() as conn:
         found = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_statistic_ext WHERE stxname = 'event_owner_dependencies'"
+            # In this test's own schema: other tests' schemas share the database.
+            "SELECT count(*) FROM pg_statistic_ext WHERE stxname = 'event_owner_dependencies' "
+            "AND stxnamespace = current_schema()::regnamespace"
         ).scalar()
     return found == 1
 
