@@ -109,17 +109,15 @@ def _lines() -> list[Line]:
             Request(EVENTS, (*ALL_TENANTS, ("sort", "generated:desc")), admin(plan.admin_project))
         ]
 
+    def after(marker: str, plan: DataPlan) -> list[Request]:
+        """The page after ``marker``, default sort and page size."""
+        return [Request(EVENTS, (*ALL_TENANTS, ("marker", marker)), admin(plan.admin_project))]
+
     def page10(plan: DataPlan) -> list[Request]:
-        return [
-            Request(
-                EVENTS, (*ALL_TENANTS, ("marker", plan.page10_marker)), admin(plan.admin_project)
-            )
-        ]
+        return after(plan.page10_marker, plan)
 
     def page_deep(plan: DataPlan) -> list[Request]:
-        return [
-            Request(EVENTS, (*ALL_TENANTS, ("marker", plan.deep_marker)), admin(plan.admin_project))
-        ]
+        return after(plan.deep_marker, plan)
 
     def get_by_id(plan: DataPlan) -> list[Request]:
         return [Request(f"{EVENTS}/{m}", (), admin(p)) for m, p in plan.events_by_id]

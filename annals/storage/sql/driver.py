@@ -130,7 +130,6 @@ SQLITE_LARGEST_ID = f"SELECT max(m) FROM (SELECT max(id) AS m FROM event UNION A
 #: String traits stored as columns of their event, not as trait_string rows (migration 0004):
 #: every request's visibility scope tests them, and each was a second index entry per event.
 OWNER_COLUMNS: dict[str, sa.Column[Any]] = {name: t.event.c[name] for name in OWNER_TRAITS}
-_REPEATED_OWNER = "event {} has two string traits named {}"
 
 
 #: Sort key of an event's traits.
@@ -141,11 +140,10 @@ def _owner_traits(row: Any, same: dict[str, str]) -> list[Trait]:
     """The owner traits an event row holds in its columns (values shared through ``same``,
     as :meth:`SQLDriver._page_details` shares the other traits' values)."""
     found = []
-    project_id, user_id = row.project_id, row.user_id
-    if project_id is not None:
-        found.append(Trait("project_id", TraitType.STRING, same.setdefault(project_id, project_id)))
-    if user_id is not None:
-        found.append(Trait("user_id", TraitType.STRING, same.setdefault(user_id, user_id)))
+    for name in OWNER_TRAITS:
+        value = getattr(row, name)
+        if value is not None:
+            found.append(Trait(name, TraitType.STRING, same.setdefault(value, value)))
     return found
 
 
@@ -433,7 +431,9 @@ class SQLDriver(StorageDriver):
                 if kind is string_type and name in OWNER_COLUMNS:
                     # Stored in the event's own column only (migration 0004).
                     if name in owners:
-                        raise StorageError(_REPEATED_OWNER.format(ev.message_id, name))
+                        raise StorageError(
+                            f"event {ev.message_id} has two string traits named {name}"
+                        )
                     owners[name] = str(value)
                     catalogue.add((type_id, name, kind))
                     continue
