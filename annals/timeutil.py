@@ -32,10 +32,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def to_micros(value: dt.datetime) -> int:
-    """Microseconds since the epoch of a naive UTC datetime (exact integer arithmetic)."""
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    """Microseconds since the epoch of a naive UTC datetime (exact: timedelta // timedelta
+    is integer arithmetic, done in C)."""
+    return (value - EPOCH) // _MICROSECOND
 
 
 def from_micros(value: int) -> dt.datetime:

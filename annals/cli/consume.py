@@ -23,6 +23,7 @@ from types import FrameType
 
 from oslo_config import cfg
 
+from annals import gctune
 from annals.cli.common import load_conf, open_driver, prepare_schema
 from annals.ingest import definitions
 from annals.ingest.consumer import Consumer, ConsumerError
@@ -74,6 +75,7 @@ def prepare(conf: cfg.ConfigOpts) -> Plan:
 def consume(plan: Plan, broker: Broker) -> int:
     """Run one consumer in this process until SIGTERM/SIGINT."""
     driver = open_driver(plan.conf)
+    gctune.tune()
     n = plan.conf.notification
     consumer = Consumer(
         broker,

@@ -15,6 +15,7 @@ from typing import IO, Any
 import orjson
 from tqdm import tqdm
 
+from annals import gctune
 from annals.cli.common import load_conf, open_driver
 from annals.errors import InvalidEvent
 from annals.ingest.events import parse_event
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print("annals import: --batch-size must be at least 1", file=sys.stderr)
         return 2
     driver = open_driver(conf)
+    gctune.tune()
     try:
         if driver.url.startswith("sqlite"):
             driver.upgrade()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import ipaddress
 import logging
 import os
@@ -25,7 +24,7 @@ from gunicorn.app.base import BaseApplication
 from oslo_config import cfg
 from prometheus_client.multiprocess import mark_process_dead
 
-from annals import config
+from annals import config, gctune
 from annals.api.app import create_app
 from annals.api.logging import RequestIdFilter
 from annals.api.metrics import MULTIPROC_ENV
@@ -56,10 +55,10 @@ class AnnalsApplication(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         app = create_app(self.conf, open_driver(self.conf))
-        # What is built so far lives as long as the worker: keep it out of the collector's
-        # full passes, which a large POST (tens of thousands of JSON objects) triggers
-        # several times per batch, each traversing the whole heap otherwise.
-        gc.freeze()
+        # What is built so far lives as long as the worker: out of the collector's sight,
+        # which a large POST (tens of thousands of JSON objects) would otherwise wake
+        # dozens of times per batch (annals.gctune).
+        gctune.tune()
         return app
 
 

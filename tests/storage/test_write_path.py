@@ -7,9 +7,14 @@ Runs against real SQLite, PostgreSQL and MariaDB databases (one fresh database p
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import shutil
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -179,6 +184,77 @@ def test_sqlite_stays_durable(sql_driver: SQLDriver) -> None:
     with sql_driver._tx(write=True) as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert conn.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _events_in_main_file(drv: SQLDriver, tmp_path: Path) -> int:
+    """Events in a copy of the database file alone: what checkpoints have put there."""
+    source = Path(str(drv.sa_url.database))
+    copy = tmp_path / "main-file-only.db"
+    shutil.copyfile(source, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        return int(conn.execute("SELECT count(*) FROM event").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_checkpoints_in_the_background(sql_driver: SQLDriver, tmp_path: Path) -> None:
+    """A write commit wakes the checkpointer thread, which copies the WAL into the database
+    file; SQLite's own auto-checkpoint would not have run for a WAL this small. A reader
+    holding an older snapshot does not block it or the writers; close() stops the thread."""
+    checkpointer = sql_driver._checkpointer
+    assert checkpointer is not None
+    sql_driver.record_events([event(n) for n in range(10)])
+    assert _wait_for(lambda: checkpointer.completed >= 1)
+    assert _wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 10)
+    with sql_driver.engine.connect() as reader:  # an open read transaction (old snapshot)
+        assert reader.exec_driver_sql("SELECT count(*) FROM event").scalar() == 10
+        done = checkpointer.completed
+        sql_driver.record_events([event(n) for n in range(10, 20)])
+        assert _wait_for(lambda: checkpointer.completed > done)
+        assert reader.exec_driver_sql("SELECT count(*) FROM event").scalar() == 10
+    sql_driver.record_events([event(n) for n in range(20, 30)])
+    assert _wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 30)
+    check_stored(sql_driver, list(range(30)))
+    thread = checkpointer._thread
+    sql_driver.close()
+    assert thread is not None and not thread.is_alive()
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_checkpointer_after_fork(sql_driver: SQLDriver, tmp_path: Path) -> None:
+    """A worker forked from a process whose checkpointer runs (gunicorn forks its workers)
+    starts a checkpointer of its own at its first write."""
+    checkpointer = sql_driver._checkpointer
+    assert checkpointer is not None
+    sql_driver.record_events([event(1)])
+    assert _wait_for(lambda: checkpointer.completed >= 1)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    def in_child() -> None:
+        sql_driver.engine.dispose(close=False)  # the parent's connections stay the parent's
+        assert sql_driver._checkpointer is not None
+        before = sql_driver._checkpointer.completed
+        sql_driver.record_events([event(n) for n in range(2, 12)])
+        queue.put(_wait_for(lambda: checkpointer.completed > before))
+
+    child = context.Process(target=in_child)
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) is True
+    assert _wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 11)
 
 
 SPREAD = 250  # spacing of the events these tests spread over a batch

@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import operator
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +43,7 @@ from annals.models import (
 from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey
 from annals.storage.base import StorageDriver
 from annals.storage.sql import tables as t
+from annals.storage.sql.sqlite_wal import WalCheckpointer
 
 LOG = logging.getLogger(__name__)
 
@@ -89,6 +91,11 @@ class WriteConflict(StorageUnavailable):
 #: PostgreSQL SQLSTATEs and MySQL error numbers of conflicts worth a retry.
 PG_CONFLICTS = {"40001", "40P01", "55P03"}
 MYSQL_CONFLICTS = {1205, 1213}
+
+
+def _sqlite_file(url: sa.URL) -> bool:
+    """Whether a SQLite URL names a plain database file (not memory, not a ``file:`` URI)."""
+    return url.database not in (None, "", ":memory:") and not url.query.get("uri")
 
 
 def _is_conflict(exc: sa_exc.DBAPIError) -> bool:
@@ -175,8 +182,12 @@ class SQLDriver(StorageDriver):
                 pool_recycle=3600,
             )
         self.engine: Engine = sa.create_engine(self.sa_url, **kwargs)
+        #: SQLite file databases: WAL checkpoints run in a thread, woken by write commits.
+        self._checkpointer: WalCheckpointer | None = None
         if self.dialect_name == "sqlite":
             self._configure_sqlite(self.engine)
+            if _sqlite_file(self.sa_url):
+                self._checkpointer = WalCheckpointer(os.path.abspath(str(self.sa_url.database)))
         elif self.dialect_name in ("mysql", "mariadb"):
             self._configure_mariadb(self.engine)
         self._type_ids: dict[str, int] = {}
@@ -216,10 +227,10 @@ class SQLDriver(StorageDriver):
             cur = dbapi_conn.cursor()
             if engine.url.database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")
-                # A checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: one batch of
-                # 1,000 events writes more than 4 MB, so the default made every commit also
-                # copy the WAL into the database and fsync it. Index pages that several
-                # batches rewrite are now copied once. Commits still fsync the WAL (FULL).
+                # Checkpoints normally run in the background (WalCheckpointer, woken by each
+                # write commit). This is the writers' own backstop, for when that thread
+                # falls behind: ~40 MB of WAL rather than SQLite's 4 MB, which one batch of
+                # 1,000 events exceeds. Commits fsync the WAL either way (FULL).
                 cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -284,6 +295,8 @@ class SQLDriver(StorageDriver):
             raise
         except sa_exc.DBAPIError as exc:
             raise self._storage_error(exc) from exc
+        if write and self._checkpointer is not None:
+            self._checkpointer.wake()
 
     @staticmethod
     def _storage_error(exc: sa_exc.DBAPIError) -> Exception:
@@ -347,6 +360,8 @@ class SQLDriver(StorageDriver):
             self._type_ids.clear()
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
 
     def storage_capabilities(self) -> dict[str, bool]:
@@ -419,6 +434,7 @@ class SQLDriver(StorageDriver):
         row_ids = self._new_event_ids(conn, len(new))
         event_rows: list[tuple[Any, ...]] = []
         trait_rows: dict[TraitType, list[tuple[Any, ...]]] = {tt: [] for tt in TraitType}
+        append = {kind: rows.append for kind, rows in trait_rows.items()}
         catalogue: set[tuple[int, str, TraitType]] = set()
         string_type, datetime_type = TraitType.STRING, TraitType.DATETIME
         to_micros, dumps = timeutil.to_micros, orjson.dumps
@@ -426,22 +442,23 @@ class SQLDriver(StorageDriver):
             event_id = row_ids[position] if row_ids else position
             type_id = type_ids[ev.event_type]
             owners: dict[str, str] = {}
-            for trait in ev.traits:
-                name, kind, value = trait.name, trait.type, trait.value
-                if kind is string_type and name in OWNER_COLUMNS:
-                    # Stored in the event's own column only (migration 0004).
-                    if name in owners:
-                        raise StorageError(
-                            f"event {ev.message_id} has two string traits named {name}"
-                        )
-                    owners[name] = str(value)
-                    catalogue.add((type_id, name, kind))
-                    continue
-                if kind is datetime_type:
-                    assert isinstance(value, dt.datetime)
-                    value = to_micros(value)
-                trait_rows[kind].append((event_id, name, value))
+            for name, kind, value in ev.traits:
                 catalogue.add((type_id, name, kind))
+                if kind is string_type:
+                    if name in OWNER_COLUMNS:
+                        # Stored in the event's own column only (migration 0004).
+                        if name in owners:
+                            raise StorageError(
+                                f"event {ev.message_id} has two string traits named {name}"
+                            )
+                        owners[name] = str(value)
+                        continue
+                    append[kind]((event_id, name, value))
+                elif kind is datetime_type:
+                    assert isinstance(value, dt.datetime)
+                    append[kind]((event_id, name, to_micros(value)))
+                else:
+                    append[kind]((event_id, name, value))
             row = (
                 ev.message_id,
                 type_id,

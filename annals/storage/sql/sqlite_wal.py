@@ -1,0 +1,87 @@
+"""SQLite write-ahead log checkpoints in a thread of their own, off the writers' path.
+
+In WAL mode every commit appends the pages it changed to the ``-wal`` file; a *checkpoint*
+copies them back into the database file and fsyncs it. By default SQLite runs it inside
+the commit that crosses the ``wal_autocheckpoint`` size, so one ingest request in five or
+so paid for copying and syncing the pages of the previous ones (a batch of 1,000 events
+writes ~2,000 pages). Here a writer only *wakes* a checkpointer thread after its commit;
+the thread runs a PASSIVE checkpoint on a connection of its own while the next request is
+being parsed and written (SQLite releases the GIL for the copy and the fsync), and the WAL
+restarts from its beginning at the next write.
+
+PASSIVE never waits for readers or writers: frames a reader still needs stay in the log
+until a later checkpoint. The writers' own ``wal_autocheckpoint`` stays as the backstop,
+so if this thread falls behind or cannot run, the behaviour is SQLite's default one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+
+LOG = logging.getLogger(__name__)
+
+
+class WalCheckpointer:
+    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on ``path`` each time :meth:`wake` is called
+    (several wakes while one runs make one more run). One thread per process, started by
+    the first wake, so that a read-only process never starts one and a forked worker
+    starts its own."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        #: checkpoints completed by this process (tests and diagnostics)
+        self.completed = 0
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._wanted = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        if self._pid != os.getpid() or self._thread is None:
+            with self._lock:
+                if self._stop:
+                    return
+                if self._pid != os.getpid() or self._thread is None:
+                    # First wake in this process (a thread started before a fork is gone).
+                    self._pid = os.getpid()
+                    self._wanted = threading.Event()
+                    self._thread = threading.Thread(
+                        target=self._run, name="annals-wal-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._wanted.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._stop = True
+            thread, mine = self._thread, self._pid == os.getpid()
+        self._wanted.set()
+        if thread is not None and mine:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        wanted = self._wanted
+        try:
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        except sqlite3.Error as exc:
+            LOG.warning("no background WAL checkpoints for %s: %s", self.path, exc)
+            return
+        try:
+            while True:
+                wanted.wait()
+                wanted.clear()
+                if self._stop:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.completed += 1
+                except sqlite3.Error as exc:
+                    # Another process's checkpoint holds the lock, or the disk refused:
+                    # the writers' own auto-checkpoint remains.
+                    LOG.debug("background WAL checkpoint of %s skipped: %s", self.path, exc)
+        finally:
+            conn.close()
