@@ -206,10 +206,15 @@ def event_scope(creds: Credentials, rules: Policy | None = None) -> q.Scope:
 
 
 def scope_query(
-    parsed: q.ParsedConditions, creds: Credentials, rules: Policy | None = None
+    parsed: q.ParsedConditions,
+    creds: Credentials,
+    rules: Policy | None = None,
+    scope: q.Scope | None = None,
 ) -> q.EventQuery:
-    """Apply the caller's visibility to a validated query."""
-    scope = event_scope(creds, rules)
+    """Apply the caller's visibility to a validated query; ``scope`` is
+    :func:`event_scope` of the same caller when the request has computed it already."""
+    if scope is None:
+        scope = event_scope(creds, rules)
     system_wide = scope.kind is q.ScopeKind.ALL
     extra: list[q.TraitFilter] = []
     for cond in parsed.all_tenants_conditions:

@@ -24,7 +24,7 @@ class Events(Resource):
         creds = self.credentials(req)
         rules = self.settings.policy
         policy.authorize(policy.EVENTS_INDEX, creds, rules)
-        policy.event_scope(creds, rules)  # as in Panko, a 403 comes before any 400
+        scope = policy.event_scope(creds, rules)  # as in Panko, a 403 comes before any 400
         got = request_params.event_list_params(req.query_string, req.context.body, req.content_type)
         if len(got.conditions) > self.settings.max_filters:
             raise InvalidQuery(
@@ -33,7 +33,7 @@ class Events(Resource):
             )
         request_params.check_mandatory(got.conditions)
         parsed = query.build_query(got.conditions)
-        scoped = policy.scope_query(parsed, creds, rules)
+        scoped = policy.scope_query(parsed, creds, rules, scope)
         scoped = replace(
             scoped,
             limit=query.parse_limit(
