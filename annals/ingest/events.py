@@ -167,7 +167,7 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
     # which tracks (name, type) pairs in ``seen``, made the first time it is needed.
     names: set[str] = set()
     seen: set[tuple[str, TraitType]] | None = None
-    string_type, make = TraitType.STRING, _new_trait
+    make = _new_trait
     for position, item in enumerate(raw_traits):
         # Fast path: a well-formed [name, dtype, value] is accepted after cheap checks alone;
         # anything else goes through _trait, which applies every check and words the error.
@@ -176,29 +176,19 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
             if (
                 type(name) is str
                 and type(dtype) is int
+                and 0 <= dtype <= 4
                 and name not in names
                 and 0 < len(name) <= NAME_LENGTH
                 and "\x00" not in name
             ):
-                if dtype == 1 and type(value) is str:  # most traits: inlined _fast_value
-                    if (
-                        len(value) <= NAME_LENGTH
-                        or (len(value) <= STRING_VALUE_LENGTH and name not in OWNER_TRAITS)
-                    ) and "\x00" not in value:
-                        names.add(name)
-                        traits.append(make(Trait, (name, string_type, value)))
-                        if seen is not None:
-                            seen.add((name, string_type))
-                        continue
-                elif 0 <= dtype <= 4:
-                    stored = _fast_value(dtype, name, value)
-                    if stored is not None:
-                        trait_type = DTYPES[dtype]
-                        names.add(name)
-                        traits.append(make(Trait, (name, trait_type, stored)))
-                        if seen is not None:
-                            seen.add((name, trait_type))
-                        continue
+                stored = _fast_value(dtype, name, value)
+                if stored is not None:
+                    trait_type = DTYPES[dtype]
+                    names.add(name)
+                    traits.append(make(Trait, (name, trait_type, stored)))
+                    if seen is not None:
+                        seen.add((name, trait_type))
+                    continue
         if seen is None:
             seen = {(trait.name, trait.type) for trait in traits}
         trait = _trait(item, position, where, seen)

@@ -93,9 +93,14 @@ PG_CONFLICTS = {"40001", "40P01", "55P03"}
 MYSQL_CONFLICTS = {1205, 1213}
 
 
+def _sqlite_on_disk(url: sa.URL) -> bool:
+    """Whether a SQLite URL names a database on disk (WAL mode) rather than memory."""
+    return url.database not in (None, "", ":memory:")
+
+
 def _sqlite_file(url: sa.URL) -> bool:
-    """Whether a SQLite URL names a plain database file (not memory, not a ``file:`` URI)."""
-    return url.database not in (None, "", ":memory:") and not url.query.get("uri")
+    """Whether a SQLite URL names a plain database file on disk (not a ``file:`` URI)."""
+    return _sqlite_on_disk(url) and not url.query.get("uri")
 
 
 def _is_conflict(exc: sa_exc.DBAPIError) -> bool:
@@ -225,7 +230,7 @@ class SQLDriver(StorageDriver):
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            if engine.url.database not in (None, "", ":memory:"):
+            if _sqlite_on_disk(engine.url):
                 cur.execute("PRAGMA journal_mode=WAL")
                 # Checkpoints normally run in the background (WalCheckpointer, woken by each
                 # write commit). This is the writers' own backstop, for when that thread
@@ -444,16 +449,13 @@ class SQLDriver(StorageDriver):
             owners: dict[str, str] = {}
             for name, kind, value in ev.traits:
                 catalogue.add((type_id, name, kind))
-                if kind is string_type:
-                    if name in OWNER_COLUMNS:
-                        # Stored in the event's own column only (migration 0004).
-                        if name in owners:
-                            raise StorageError(
-                                f"event {ev.message_id} has two string traits named {name}"
-                            )
-                        owners[name] = str(value)
-                        continue
-                    append[kind]((event_id, name, value))
+                if kind is string_type and name in OWNER_COLUMNS:
+                    # Stored in the event's own column only (migration 0004).
+                    if name in owners:
+                        raise StorageError(
+                            f"event {ev.message_id} has two string traits named {name}"
+                        )
+                    owners[name] = str(value)
                 elif kind is datetime_type:
                     assert isinstance(value, dt.datetime)
                     append[kind]((event_id, name, to_micros(value)))
