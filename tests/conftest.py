@@ -192,6 +192,19 @@ def client(make_client: Callable[..., httpx.Client]) -> httpx.Client:
     return make_client()
 
 
+def wait_for(
+    check: Callable[[], bool], timeout: float = 30, what: str = "a condition", every: float = 0.05
+) -> None:
+    """Poll ``check`` every ``every`` seconds until it is true; AssertionError naming ``what``
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,9 @@ from kombu.connection import Connection
 from kombu.messaging import Producer
 
 from annals.ingest.transport import Broker, Topology
+from tests.conftest import wait_for
+
+__all__ = ["wait_for"]  # shared by the ingest tests, from tests.conftest
 
 RABBIT_URL = os.environ.get("ANNALS_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 ROOT = Path(__file__).parent.parent.parent
@@ -123,15 +124,6 @@ class Rabbit:
         for exchange in (*t.exchanges, t.dead_letter_exchange, *self.extra_exchanges):
             channel.exchange_delete(exchange=exchange)
         channel.close()
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 30, what: str = "a condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def count_events(url: str) -> tuple[int, int]:

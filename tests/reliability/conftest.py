@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from annals.storage.base import StorageDriver
 from tests.conftest import ADMIN, free_port
+from tests.conftest import wait_for as shared_wait_for
 
 PG_VERSION = os.environ.get("ANNALS_TEST_PG_VERSION") or (
     sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") else "15"
@@ -188,9 +189,5 @@ def pg_ctl(action: str) -> None:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """tests.conftest.wait_for, polling every 0.2 s (its checks are HTTP requests)."""
+    shared_wait_for(check, timeout, what, every=0.2)

@@ -11,8 +11,7 @@ import multiprocessing
 import shutil
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from annals.query import EventQuery, Scope
 from annals.storage import get_driver
 from annals.storage.sql import tables as t
 from annals.storage.sql.driver import SQLDriver
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.db
 
@@ -186,15 +186,6 @@ def test_sqlite_stays_durable(sql_driver: SQLDriver) -> None:
         assert conn.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
 
 
-def _wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _events_in_main_file(drv: SQLDriver, tmp_path: Path) -> int:
     """Events in a copy of the database file alone: what checkpoints have put there."""
     source = Path(str(drv.sa_url.database))
@@ -215,16 +206,16 @@ def test_sqlite_checkpoints_in_the_background(sql_driver: SQLDriver, tmp_path: P
     checkpointer = sql_driver._checkpointer
     assert checkpointer is not None
     sql_driver.record_events([event(n) for n in range(10)])
-    assert _wait_for(lambda: checkpointer.completed >= 1)
-    assert _wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 10)
+    wait_for(lambda: checkpointer.completed >= 1, 20, "a background checkpoint")
+    wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 10, 20, "10 events in the file")
     with sql_driver.engine.connect() as reader:  # an open read transaction (old snapshot)
         assert reader.exec_driver_sql("SELECT count(*) FROM event").scalar() == 10
         done = checkpointer.completed
         sql_driver.record_events([event(n) for n in range(10, 20)])
-        assert _wait_for(lambda: checkpointer.completed > done)
+        wait_for(lambda: checkpointer.completed > done, 20, "a checkpoint beside the reader")
         assert reader.exec_driver_sql("SELECT count(*) FROM event").scalar() == 10
     sql_driver.record_events([event(n) for n in range(20, 30)])
-    assert _wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 30)
+    wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 30, 20, "30 events in the file")
     check_stored(sql_driver, list(range(30)))
     thread = checkpointer._thread
     sql_driver.close()
@@ -238,7 +229,7 @@ def test_sqlite_checkpointer_after_fork(sql_driver: SQLDriver, tmp_path: Path) -
     checkpointer = sql_driver._checkpointer
     assert checkpointer is not None
     sql_driver.record_events([event(1)])
-    assert _wait_for(lambda: checkpointer.completed >= 1)
+    wait_for(lambda: checkpointer.completed >= 1, 20, "a background checkpoint")
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
 
@@ -247,14 +238,15 @@ def test_sqlite_checkpointer_after_fork(sql_driver: SQLDriver, tmp_path: Path) -
         assert sql_driver._checkpointer is not None
         before = sql_driver._checkpointer.completed
         sql_driver.record_events([event(n) for n in range(2, 12)])
-        queue.put(_wait_for(lambda: checkpointer.completed > before))
+        wait_for(lambda: checkpointer.completed > before, 20, "the child's own checkpoint")
+        queue.put(True)
 
     child = context.Process(target=in_child)
     child.start()
     child.join(60)
     assert child.exitcode == 0
     assert queue.get(timeout=5) is True
-    assert _wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 11)
+    wait_for(lambda: _events_in_main_file(sql_driver, tmp_path) == 11, 20, "11 events in the file")
 
 
 SPREAD = 250  # spacing of the events these tests spread over a batch
