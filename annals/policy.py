@@ -227,6 +227,8 @@ def scope_query(
             # A restricted caller's all_tenants is not special, nor an admin's once it has
             # widened the scope: it filters on a trait of that name (usually matching nothing).
             extra.append(q.trait_filter(cond))
+    if parsed.error_after_all_tenants is not None:
+        raise parsed.error_after_all_tenants
     return replace(parsed.query, traits=parsed.query.traits + tuple(extra), scope=scope)
 
 

@@ -175,6 +175,10 @@ class ParsedConditions:
 
     query: EventQuery
     all_tenants_conditions: tuple[RawCondition, ...] = ()
+    #: The first invalid condition's error, when ``all_tenants`` conditions come before it:
+    #: the policy raises it after reading those (one of them may be invalid too, and comes
+    #: first in the request, as Panko reports errors in request order).
+    error_after_all_tenants: InvalidQuery | None = None
 
 
 def trait_filter(cond: RawCondition) -> TraitFilter:
@@ -196,29 +200,14 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
     traits: list[TraitFilter] = []
     all_tenants_conditions: list[RawCondition] = []
     for cond in conditions:
-        _refuse_nul(cond)
-        op = cond.op or "eq"
-        if op not in OPERATORS:
-            raise InvalidQuery(
-                f"Operator {op} is not supported. The supported operators are: {OPERATORS!r}"
-            )
-        name = cond.field or ""
-        if name in EVENT_FIELD_OPS:
-            wanted = EVENT_FIELD_OPS[name]
-            if op != wanted:
-                raise InvalidQuery(
-                    f"Operator {op} is not supported. Only `{wanted}' operator is available "
-                    f"for field {name}"
-                )
-            if name in ("start_timestamp", "end_timestamp"):
-                values[name] = parse_timestamp(cond.value)
-            else:
-                values[name] = cond.value or ""
-            continue
-        if name == "all_tenants":
-            all_tenants_conditions.append(cond)
-            continue
-        traits.append(trait_filter(cond))
+        try:
+            _add_condition(cond, values, traits, all_tenants_conditions)
+        except InvalidQuery as exc:
+            if not all_tenants_conditions:
+                raise
+            # Whether an earlier all_tenants entry is a trait filter (and maybe an invalid
+            # one) depends on the caller: the policy decides, then raises this.
+            return ParsedConditions(EventQuery(), tuple(all_tenants_conditions), exc)
     query = EventQuery(
         event_type=_opt_str(values.get("event_type")),
         message_id=_opt_str(values.get("message_id")),
@@ -227,6 +216,39 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
         traits=tuple(traits),
     )
     return ParsedConditions(query, tuple(all_tenants_conditions))
+
+
+def _add_condition(
+    cond: RawCondition,
+    values: dict[str, object],
+    traits: list[TraitFilter],
+    all_tenants_conditions: list[RawCondition],
+) -> None:
+    """Validate one condition into ``values`` (event fields), ``traits`` or
+    ``all_tenants_conditions``."""
+    _refuse_nul(cond)
+    op = cond.op or "eq"
+    if op not in OPERATORS:
+        raise InvalidQuery(
+            f"Operator {op} is not supported. The supported operators are: {OPERATORS!r}"
+        )
+    name = cond.field or ""
+    if name in EVENT_FIELD_OPS:
+        wanted = EVENT_FIELD_OPS[name]
+        if op != wanted:
+            raise InvalidQuery(
+                f"Operator {op} is not supported. Only `{wanted}' operator is available "
+                f"for field {name}"
+            )
+        if name in ("start_timestamp", "end_timestamp"):
+            values[name] = parse_timestamp(cond.value)
+        else:
+            values[name] = cond.value or ""
+        return
+    if name == "all_tenants":
+        all_tenants_conditions.append(cond)
+        return
+    traits.append(trait_filter(cond))
 
 
 def _refuse_nul(cond: RawCondition) -> None:

@@ -549,6 +549,15 @@ def test_build_query_only_raises_invalid_query(conditions: list[RawCondition]) -
     except InvalidQuery:
         return
     assert isinstance(parsed, ParsedConditions)
+    if parsed.error_after_all_tenants is not None:
+        # kept for the policy, behind the all_tenants entries that come before it
+        assert parsed.all_tenants_conditions
+        # the first error among the other entries, as they would report it on their own
+        others = [c for c in conditions if c not in parsed.all_tenants_conditions]
+        with pytest.raises(InvalidQuery) as alone:
+            q.build_query(others)
+        assert alone.value.message == parsed.error_after_all_tenants.message
+        return
     non_trait = set(q.EVENT_FIELD_OPS) | {"all_tenants"}
     assert len(parsed.query.traits) == sum((c.field or "") not in non_trait for c in conditions)
     assert len(parsed.all_tenants_conditions) == sum(c.field == "all_tenants" for c in conditions)
@@ -926,21 +935,37 @@ def test_member_all_tenants_with_bad_type_or_value() -> None:
     assert invalid(exc) == bad_type("foo")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "KNOWN DEVIATION (documented in the README): when a request has several invalid entries, "
-        "a different one may be reported first. Panko's _event_query_to_event_filter converts "
-        "each q entry in order, including a member's (or a widened admin's) all_tenants entry, so "
-        "the first bad entry decides the message; Annals validates every non-all_tenants entry in "
-        "build_query first and only converts all_tenants later in policy.scope_query, so a later "
-        "error is reported instead."
-    ),
-)
 def test_member_all_tenants_error_is_reported_in_request_order() -> None:
+    """As Panko converts the q entries in order, the first invalid one is reported, whether
+    it is an all_tenants entry that the caller's role makes a trait filter or another one."""
     with pytest.raises(InvalidQuery) as exc:
         scoped(MEMBER, [cond("all_tenants", "True", type="foo"), cond("event_type", "e", op="ne")])
     assert invalid(exc) == bad_type("foo")
+    # a valid all_tenants entry first: the later error is the first one
+    with pytest.raises(InvalidQuery) as exc:
+        scoped(MEMBER, [cond("all_tenants", "True"), cond("memory_mb", "x", type="integer")])
+    assert invalid(exc) == no_convert("x", "integer")
+    # an invalid all_tenants entry after the first error is never reached
+    with pytest.raises(InvalidQuery) as exc:
+        scoped(
+            MEMBER, [cond("memory_mb", "x", type="integer"), cond("all_tenants", "y", type="foo")]
+        )
+    assert invalid(exc) == no_convert("x", "integer")
+
+
+def test_admin_all_tenants_errors_in_request_order() -> None:
+    """An admin's first all_tenants widens the scope and cannot be invalid; a second one is a
+    trait filter, checked in its place in the request."""
+    widen, second = cond("all_tenants", "True"), cond("all_tenants", "z", type="integer")
+    later = cond("start_timestamp", "not a time")
+    with pytest.raises(InvalidQuery) as exc:
+        scoped(ADMIN, [widen, second, later])
+    assert invalid(exc) == no_convert("z", "integer")
+    with pytest.raises(InvalidQuery) as first_error:
+        scoped(ADMIN, [widen, later, second])
+    with pytest.raises(InvalidQuery) as alone:
+        scoped(ADMIN, [later])
+    assert invalid(first_error) == invalid(alone)
 
 
 at_value = st.one_of(
@@ -1002,9 +1027,11 @@ def test_scope_query_for_an_admin(conditions: list[RawCondition], role: str) -> 
     try:
         query = policy.scope_query(parsed, creds)
     except InvalidQuery:
-        # only an all_tenants entry that became a trait filter can still be invalid
-        assert after_first_true
+        # only an all_tenants entry that became a trait filter can still be invalid, or an
+        # entry after an all_tenants entry (its error waits for them)
+        assert after_first_true or parsed.error_after_all_tenants is not None
         return
+    assert parsed.error_after_all_tenants is None
     if True in flags:
         assert query.scope == Scope.everything()
     else:

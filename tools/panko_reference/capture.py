@@ -276,6 +276,39 @@ def build_matrix() -> list[Case]:
         ev,
         query=fq("all_tenants", "True") + fq("all_tenants", "False"),
     )
+    # Several invalid entries: which one is reported (request order, all_tenants included
+    # where the caller's role makes it a trait filter).
+    bad_all_tenants = fq("all_tenants", "True", typ="foo")
+    bad_event_type = fq("event_type", "e", op="ne")
+    bad_integer = fq("memory_mb", "x", typ="integer")
+    m.add(
+        "events_errors_member_all_tenants_first",
+        ev,
+        identity="member_a",
+        query=bad_all_tenants + bad_event_type,
+    )
+    m.add(
+        "events_errors_member_all_tenants_last",
+        ev,
+        identity="member_a",
+        query=bad_integer + bad_all_tenants,
+    )
+    m.add(
+        "events_errors_member_valid_all_tenants_first",
+        ev,
+        identity="member_a",
+        query=fq("all_tenants", "True") + bad_integer,
+    )
+    m.add(
+        "events_errors_admin_second_all_tenants_first",
+        ev,
+        query=fq("all_tenants", "True") + fq("all_tenants", "z", typ="integer") + bad_event_type,
+    )
+    m.add(
+        "events_errors_admin_second_all_tenants_last",
+        ev,
+        query=fq("all_tenants", "True") + bad_event_type + fq("all_tenants", "z", typ="integer"),
+    )
 
     # --- /v2/events: event model fields --------------------------------------
     m.add(
