@@ -9,6 +9,7 @@ is skipped locally but fails the run under ``CI=true``: CI must never pass by sk
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -34,8 +35,16 @@ PG_URL = os.environ.get(
     "ANNALS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 MYSQL_URL = os.environ.get("ANNALS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
+#: Test backends: each database engine, and MariaDB once more through mysqlclient (the
+#: optional C driver, ``mysql+mysqldb://``) besides PyMySQL (the default).
+BACKEND_ENGINES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "mysqlclient": "mysql",
+}
 BACKENDS = [
-    b for b in os.environ.get("ANNALS_TEST_BACKENDS", "sqlite,postgresql,mysql").split(",") if b
+    b for b in os.environ.get("ANNALS_TEST_BACKENDS", ",".join(BACKEND_ENGINES)).split(",") if b
 ]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -79,6 +88,11 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
                 conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
             engine.dispose()
         return
+    base = sa.make_url(MYSQL_URL)
+    if backend == "mysqlclient":
+        if importlib.util.find_spec("MySQLdb") is None:
+            _unavailable(backend, "mysqlclient is not installed (it needs libmariadb-dev)")
+        base = base.set(drivername="mysql+mysqldb")
     engine = _admin_engine(MYSQL_URL)
     try:
         with engine.connect() as conn:
@@ -86,7 +100,7 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
     except sa.exc.OperationalError as exc:
         _unavailable(backend, str(exc.orig))
     try:
-        yield sa.make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
+        yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         with engine.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE {name}")
@@ -95,8 +109,8 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """The engine the test's ``database_url`` runs on."""
-    return str(request.node.callspec.params["database_url"])
+    """The engine the test's ``database_url`` runs on (``mysql`` through either driver)."""
+    return BACKEND_ENGINES[str(request.node.callspec.params["database_url"])]
 
 
 @pytest.fixture
@@ -120,7 +134,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run database tests on every backend, or on those named by ``@pytest.mark.backends``."""
     if "database_url" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("backends")
-        wanted = [b for b in BACKENDS if marker is None or b in marker.args]
+        wanted = [b for b in BACKENDS if marker is None or BACKEND_ENGINES[b] in marker.args]
         metafunc.parametrize("database_url", wanted, indirect=True)
 
 

@@ -310,6 +310,28 @@ def test_sort_limit_and_marker(driver: StorageDriver) -> None:
         assert pages == full, sort
 
 
+def test_large_pages_come_whole_and_in_order(driver: StorageDriver) -> None:
+    """Pages over 1,000 events come through the engines' streaming cursors (PostgreSQL's
+    named cursor, MySQL's unbuffered one) in parts: every part, in order, traits included."""
+    events = [
+        ev(n, project=f"p{n % 3}", traits=(Trait("n", TraitType.INTEGER, n),), seconds=n // 2)
+        for n in range(2_600)
+    ]
+    for start in range(0, len(events), 1_000):
+        driver.record_events(events[start : start + 1_000])
+    got = driver.get_events(EventQuery(limit=2_500))
+    assert got == [
+        Event(e.message_id, e.event_type, e.generated, tuple(sorted(e.traits)), e.raw)
+        for e in events[:2_500]
+    ]
+    desc = driver.get_events(EventQuery(limit=2_200, sort=(SortKey("generated", True),)))
+    assert ids(desc) == ids(events[::-1][:2_200])
+    scoped = driver.get_events(
+        EventQuery(limit=1_500, scope=Scope(ScopeKind.ADMIN_PROJECT, project_id="p1"))
+    )
+    assert ids(scoped) == ids([e for n, e in enumerate(events) if n % 3 == 1][:1_500])
+
+
 def test_marker_must_be_visible(driver: StorageDriver) -> None:
     driver.record_events([ev(1, project="p1"), ev(2, project="p2")])
     with pytest.raises(InvalidMarker):

@@ -987,8 +987,14 @@ class SQLDriver(StorageDriver):
             if after is not None:
                 conds.append(after)
             stmt = self._page_statement(query, sort, conds)
-            if self.dialect_name == "postgresql" and (query.limit or 0) > STREAM_ROWS_ABOVE:
+            large = (query.limit or 0) > STREAM_ROWS_ABOVE
+            if large and self.dialect_name == "postgresql":
                 rows = self._page_rows_in_parts(conn, stmt)
+            elif large and self.dialect_name in ("mysql", "mariadb"):
+                # An unbuffered cursor (SSCursor): the driver does not hold the whole result
+                # as well as the rows made from it.
+                result = conn.execution_options(stream_results=True).execute(stmt)
+                rows = [row for part in result.partitions(STREAM_ROWS_ABOVE) for row in part]
             else:
                 rows = list(conn.execute(stmt).all())
             if not rows:
