@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,11 @@ def event(n: int) -> Event:
     )
 
 
-@pytest.fixture
-def sql_driver(database_url: str) -> Iterator[SQLDriver]:
-    drv = get_driver(database_url)
-    assert isinstance(drv, SQLDriver)
-    drv.upgrade()
-    drv.record_events([event(1)])
-    try:
-        yield drv
-    finally:
-        drv.close()
+@pytest.fixture(autouse=True)
+def one_event(request: pytest.FixtureRequest) -> None:
+    """The database tests start with one stored event (err-1)."""
+    if "sql_driver" in request.fixturenames:
+        request.getfixturevalue("sql_driver").record_events([event(1)])
 
 
 def dbapi_error(drv: SQLDriver, work: Callable[[Any], object]) -> Exception:

@@ -11,7 +11,6 @@ import multiprocessing
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,17 +46,6 @@ def event(n: int, event_type: str = "compute.instance.create.end") -> Event:
         ),
         raw={"n": n},
     )
-
-
-@pytest.fixture
-def sql_driver(database_url: str) -> Iterator[SQLDriver]:
-    drv = get_driver(database_url)
-    assert isinstance(drv, SQLDriver)
-    drv.upgrade()
-    try:
-        yield drv
-    finally:
-        drv.close()
 
 
 def check_stored(drv: SQLDriver, numbers: list[int]) -> None:
