@@ -194,7 +194,10 @@ def build_query(conditions: Sequence[RawCondition]) -> ParsedConditions:
     """Validate raw ``q`` conditions into an EventQuery (scope is applied later by policy).
 
     As in Panko, a repeated event field keeps its last value, while trait conditions
-    accumulate and are ANDed.
+    accumulate and are ANDed. An invalid condition raises InvalidQuery, unless ``all_tenants``
+    conditions come before it: then the error is returned in ``error_after_all_tenants``
+    (with an empty query) and :func:`annals.policy.scope_query` raises it, after the
+    ``all_tenants`` conditions the caller's role makes trait filters.
     """
     values: dict[str, object] = {}
     traits: list[TraitFilter] = []
