@@ -13,7 +13,6 @@ import importlib.util
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from annals import config
 from annals.api.app import create_app
 from annals.storage import get_driver
 from annals.storage.base import StorageDriver
+from tests.servers import serve_settings, spawn_serve, wait_healthy
 
 PG_URL = os.environ.get(
     "ANNALS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -266,31 +266,13 @@ def _start_server(
     sections: dict[str, dict[str, object]],
 ) -> LiveServer:
     port = free_port()
-    merged: dict[str, dict[str, object]] = {
-        "database": {"connection": driver.url},
-        "api": {"host": "127.0.0.1", "port": port, "workers": 2},
-    }
-    for group, options in sections.items():
-        merged.setdefault(group, {}).update(options)
-    conf = conf_factory(merged)
+    conf = conf_factory(serve_settings(driver.url, port, sections=sections))
     log = tmp_path / f"serve-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "annals", "serve", "--config-file", str(conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = spawn_serve(conf, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"annals serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
+    try:
+        wait_healthy(url, proc, log)
+    except RuntimeError:
         proc.kill()
-        raise RuntimeError(f"annals serve did not come up: {log.read_text()}")
+        raise
     return LiveServer(url, proc, log)

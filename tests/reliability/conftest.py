@@ -7,21 +7,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from annals.storage.base import StorageDriver
 from tests.conftest import ADMIN, free_port
 from tests.conftest import wait_for as shared_wait_for
+from tests.servers import serve_settings, spawn_serve, wait_healthy
 
 PG_VERSION = os.environ.get("ANNALS_TEST_PG_VERSION") or (
     sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") else "15"
@@ -38,17 +36,7 @@ class Server:
     conf: Path
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"annals serve exited: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthcheck", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"annals serve did not come up: {self.log.read_text()}")
+        wait_healthy(self.url, self.process, self.log, timeout)
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers: the children of the master."""
@@ -96,24 +84,11 @@ def serve(
         ready: bool = True,
     ) -> Server:
         port = port or free_port()
-        merged: dict[str, dict[str, object]] = {
-            "database": {"connection": url or driver.url},
-            "api": {"host": "127.0.0.1", "port": port, "workers": workers},
-        }
-        for group, options in (sections or {}).items():
-            merged.setdefault(group, {}).update(options)
-        conf = conf_factory(merged)
+        conf = conf_factory(serve_settings(url or driver.url, port, workers, sections))
         log = tmp_path / f"serve-{port}-{uuid.uuid4().hex[:6]}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "annals", "serve", "--config-file", str(conf)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                # A server killed with SIGKILL cannot remove its temporary metrics directory:
-                # keep it under the test's own directory.
-                env={**os.environ, "TMPDIR": str(tmp_path)},
-            )
+        # A server killed with SIGKILL cannot remove its temporary metrics directory: keep it
+        # under the test's own directory.
+        process = spawn_serve(conf, log, new_session=True, tmpdir=tmp_path)
         server = Server(f"http://127.0.0.1:{port}", process, log, conf)
         servers.append(server)
         if ready:

@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
 from annals.models import Event, Trait, TraitType
@@ -38,6 +37,7 @@ from annals.storage import get_driver
 from annals.storage.sql.driver import normalise_url
 from tests.conftest import free_port
 from tests.reliability.conftest import stored_ids
+from tests.servers import serve_settings, spawn_serve, wait_healthy
 
 HERE = Path(__file__).parent
 DEFAULT_PG = os.environ.get(
@@ -212,28 +212,20 @@ def start_server(
     port = free_port()
     conf = workdir / "annals.conf"
     conf.write_text(
-        f"[database]\nconnection = {database_url}\n"
-        f"[api]\nhost = 127.0.0.1\nport = {port}\nworkers = {workers}\n"
+        "".join(
+            f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in options.items())
+            for group, options in serve_settings(database_url, port, workers).items()
+        )
     )
     log = workdir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "annals", "serve", "--config-file", str(conf)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn_serve(conf, log, new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"annals serve exited: {log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
-                return process, url, log
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"annals serve did not come up: {log.read_text()}")
+    try:
+        wait_healthy(url, process, log)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process, url, log
 
 
 def run_load(
