@@ -48,6 +48,12 @@ class Trait(NamedTuple):
     value: TraitValue
 
 
+#: Builds a Trait from a (name, type, value) tuple in C: ``new_trait(Trait, (n, t, v))``.
+#: ``Trait(n, t, v)`` runs the named tuple's Python-level ``__new__``, a measurable share of
+#: parsing a batch (~12,000 traits) or reading a page (~900 per 100 events).
+new_trait = tuple.__new__
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class RawJSON:
     """A raw payload still in the JSON text it was stored as (``orjson.dumps`` output).

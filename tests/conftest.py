@@ -29,7 +29,7 @@ from annals import config
 from annals.api.app import create_app
 from annals.storage import get_driver
 from annals.storage.base import StorageDriver
-from tests.servers import serve_settings, spawn_serve, wait_healthy
+from tests.servers import serve_settings, spawn_serve, wait_healthy, write_ini
 
 PG_URL = os.environ.get(
     "ANNALS_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -153,13 +153,7 @@ def conf_factory(tmp_path: Path) -> Callable[..., Path]:
     """Write an INI file from {group: {option: value}} and return its path."""
 
     def write(sections: dict[str, dict[str, object]]) -> Path:
-        path = tmp_path / f"annals-{uuid.uuid4().hex[:6]}.conf"
-        lines = []
-        for group, options in sections.items():
-            lines.append(f"[{group}]")
-            lines.extend(f"{k} = {v}" for k, v in options.items())
-        path.write_text("\n".join(lines) + "\n")
-        return path
+        return write_ini(tmp_path / f"annals-{uuid.uuid4().hex[:6]}.conf", sections)
 
     return write
 
@@ -270,9 +264,5 @@ def _start_server(
     log = tmp_path / f"serve-{port}.log"
     proc = spawn_serve(conf, log)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log)
-    except RuntimeError:
-        proc.kill()
-        raise
+    wait_healthy(url, proc, log)
     return LiveServer(url, proc, log)

@@ -30,6 +30,16 @@ def serve_settings(
     return merged
 
 
+def write_ini(path: Path, sections: Mapping[str, Mapping[str, object]]) -> Path:
+    """An INI file from {group: {option: value}}; returns ``path``."""
+    lines: list[str] = []
+    for group, options in sections.items():
+        lines.append(f"[{group}]")
+        lines.extend(f"{key} = {value}" for key, value in options.items())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def spawn_serve(
     conf: Path, log: Path, *, new_session: bool = False, tmpdir: Path | None = None
 ) -> subprocess.Popen[bytes]:
@@ -51,7 +61,7 @@ def wait_healthy(
     url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
 ) -> None:
     """Until ``url`` answers 200 on /healthcheck; RuntimeError, with the server's log, if the
-    server exits or does not come up in time."""
+    server exits or does not come up in time (it is killed then)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -60,4 +70,6 @@ def wait_healthy(
             if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
+    process.kill()
+    process.wait(timeout=10)
     raise RuntimeError(f"annals serve did not come up: {log.read_text()}")

@@ -25,6 +25,7 @@ from annals.models import (
     Trait,
     TraitType,
     TraitValue,
+    new_trait,
 )
 from annals.query import INT64_MAX, INT64_MIN
 
@@ -129,9 +130,6 @@ def _trait(item: Any, position: int, where: str, seen: set[tuple[str, TraitType]
 
 
 _FINITE_MAX = 1.7976931348623157e308
-#: Builds a Trait from a (name, type, value) tuple in C: ``Trait(...)`` runs the named
-#: tuple's Python-level ``__new__``, a measurable share of parsing 12,000 traits a batch.
-_new_trait = tuple.__new__
 
 
 def _fast_value(dtype: int, name: str, value: Any) -> TraitValue | None:
@@ -167,7 +165,7 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
     # which tracks (name, type) pairs in ``seen``, made the first time it is needed.
     names: set[str] = set()
     seen: set[tuple[str, TraitType]] | None = None
-    make = _new_trait
+    make = new_trait
     for position, item in enumerate(raw_traits):
         # Fast path: a well-formed [name, dtype, value] is accepted after cheap checks alone;
         # anything else goes through _trait, which applies every check and words the error.

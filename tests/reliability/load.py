@@ -37,7 +37,7 @@ from annals.storage import get_driver
 from annals.storage.sql.driver import normalise_url
 from tests.conftest import free_port
 from tests.reliability.conftest import stored_ids
-from tests.servers import serve_settings, spawn_serve, wait_healthy
+from tests.servers import serve_settings, spawn_serve, wait_healthy, write_ini
 
 HERE = Path(__file__).parent
 DEFAULT_PG = os.environ.get(
@@ -210,21 +210,11 @@ def start_server(
     database_url: str, workdir: Path, workers: int
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
-    conf = workdir / "annals.conf"
-    conf.write_text(
-        "".join(
-            f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in options.items())
-            for group, options in serve_settings(database_url, port, workers).items()
-        )
-    )
+    conf = write_ini(workdir / "annals.conf", serve_settings(database_url, port, workers))
     log = workdir / "serve.log"
     process = spawn_serve(conf, log, new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
-    except RuntimeError:
-        process.kill()
-        raise
+    wait_healthy(url, process, log)
     return process, url, log
 
 

@@ -39,6 +39,7 @@ from annals.models import (
     TraitDescription,
     TraitType,
     TraitValue,
+    new_trait,
 )
 from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey
 from annals.storage.base import StorageDriver
@@ -129,10 +130,6 @@ SQLITE_LARGEST_ID = f"SELECT max(m) FROM (SELECT max(id) AS m FROM event UNION A
 OWNER_COLUMNS: dict[str, sa.Column[Any]] = {name: t.event.c[name] for name in OWNER_TRAITS}
 
 
-#: Builds a Trait from a (name, type, value) tuple in C, without the named tuple's
-#: Python-level ``__new__`` (a page of 100 events holds ~900 traits).
-_new_trait = tuple.__new__
-
 #: Sort key of an event's traits.
 BY_NAME_AND_TYPE = operator.itemgetter(0, 1)
 
@@ -144,7 +141,7 @@ def _owner_traits(row: Any, same: dict[str, str]) -> list[Trait]:
     for name in OWNER_TRAITS:
         value = getattr(row, name)
         if value is not None:
-            found.append(_new_trait(Trait, (name, TraitType.STRING, same.setdefault(value, value))))
+            found.append(new_trait(Trait, (name, TraitType.STRING, same.setdefault(value, value))))
     return found
 
 
@@ -323,9 +320,10 @@ class SQLDriver(StorageDriver):
             return WriteConflict(f"Transaction conflict: {text}")
         if failure is Failure.REFUSED:
             return StorageError(f"Database refused the write: {text}")
-        if failure is Failure.UNAVAILABLE or exc.connection_invalidated:
-            return StorageUnavailable(f"Database unavailable: {text}")
-        if failure is None and isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        uncoded_outage = failure is None and isinstance(
+            exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+        )
+        if failure is Failure.UNAVAILABLE or uncoded_outage or exc.connection_invalidated:
             return StorageUnavailable(f"Database unavailable: {text}")
         return StorageError(f"Database error: {text}")
 
@@ -1054,7 +1052,7 @@ class SQLDriver(StorageDriver):
         ]
         kinds: list[TraitType | None] = [None, *(kind for kind, _, _ in branches)]
         string, integer, real = TraitType.STRING, TraitType.INTEGER, TraitType.FLOAT
-        from_micros, new = _from_micros, _new_trait
+        from_micros, new = _from_micros, new_trait
         for number, chunk in enumerate(_chunks(event_ids)):
             first = number == 0  # (the type names come with the first chunk)
             arguments: Sequence[Any] | dict[str, Any]
