@@ -13,6 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.servers import write_ini
+
+__all__ = ["serve_settings", "spawn_serve", "wait_healthy", "write_ini"]
+
 
 def serve_settings(
     database_url: str,
@@ -28,16 +32,6 @@ def serve_settings(
     for group, options in (sections or {}).items():
         merged.setdefault(group, {}).update(options)
     return merged
-
-
-def write_ini(path: Path, sections: Mapping[str, Mapping[str, object]]) -> Path:
-    """An INI file from {group: {option: value}}; returns ``path``."""
-    lines: list[str] = []
-    for group, options in sections.items():
-        lines.append(f"[{group}]")
-        lines.extend(f"{key} = {value}" for key, value in options.items())
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def spawn_serve(
