@@ -183,8 +183,16 @@ def _analyze(engine: str, url: str) -> None:
 def _ingest_once(
     opts: Options, method: str, data_file: Path, admin: dict[str, str]
 ) -> tuple[str, int, float]:
-    """Load the data set with one method into a fresh database: (url, stored, seconds)."""
+    """Load the data set with one method into a fresh database: (url, stored, seconds).
+
+    Each load starts on a quiet machine: the previous load's database is gone and the
+    writes it left in the page cache are flushed first (os.sync, then a few seconds), so
+    the second and third loads do not run while the kernel writes out the first one's
+    hundreds of MB. (Before this, on one machine: first loads 11,555 and 11,761 events/s,
+    the later ones 9,636-10,214.)"""
     url = servers.fresh_database(opts.engine, servers.ANNALS_DB, opts.workdir)
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
     port = servers.free_port()
     conf = servers.annals_config(opts.workdir, url, port, opts.workers)
     if opts.engine != "sqlite":

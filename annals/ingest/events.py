@@ -165,7 +165,7 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
     # which tracks (name, type) pairs in ``seen``, made the first time it is needed.
     names: set[str] = set()
     seen: set[tuple[str, TraitType]] | None = None
-    make = new_trait
+    make, keep, string = new_trait, traits.append, TraitType.STRING
     for position, item in enumerate(raw_traits):
         # Fast path: a well-formed [name, dtype, value] is accepted after cheap checks alone;
         # anything else goes through _trait, which applies every check and words the error.
@@ -174,16 +174,28 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
             if (
                 type(name) is str
                 and type(dtype) is int
-                and 0 <= dtype <= 4
                 and name not in names
                 and 0 < len(name) <= NAME_LENGTH
                 and "\x00" not in name
             ):
-                stored = _fast_value(dtype, name, value)
+                # Most traits are strings (dtype 1) no longer than a name, which suits any
+                # trait, owners included: accepted here without a call.
+                if (
+                    dtype == 1
+                    and type(value) is str
+                    and len(value) <= NAME_LENGTH
+                    and "\x00" not in value
+                ):
+                    names.add(name)
+                    keep(make(Trait, (name, string, value)))
+                    if seen is not None:
+                        seen.add((name, string))
+                    continue
+                stored = _fast_value(dtype, name, value) if 0 <= dtype <= 4 else None
                 if stored is not None:
                     trait_type = DTYPES[dtype]
                     names.add(name)
-                    traits.append(make(Trait, (name, trait_type, stored)))
+                    keep(make(Trait, (name, trait_type, stored)))
                     if seen is not None:
                         seen.add((name, trait_type))
                     continue

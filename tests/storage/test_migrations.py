@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from annals.query import Scope
 from annals.storage.base import StorageDriver
 from annals.storage.sql.tables import metadata
 
@@ -100,6 +101,7 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
         assert _owner_statistics(driver) is (driver.dialect_name == "postgresql")
         assert _trait_foreign_keys(driver) == {}
+        assert _trait_layout(driver) == HEAD_TRAIT_LAYOUT[driver.dialect_name]
         # A trait row whose event is gone: possible only without the foreign keys (0003).
         with driver.engine.begin() as conn:
             conn.execute(
@@ -115,16 +117,21 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
             table: ("event", "CASCADE") for table in TRAIT_TABLE_NAMES
         }
         assert _owner_trait_rows(driver) == 3  # written back from the columns
+        assert _trait_layout(driver) == FIRST_TRAIT_LAYOUT
         with driver.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM trait_string")).scalar() == 3
         driver.upgrade()
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES
         assert _trait_foreign_keys(driver) == {}
         assert _owner_trait_rows(driver) == 0
+        assert _trait_layout(driver) == HEAD_TRAIT_LAYOUT[driver.dialect_name]
         event, second = driver.get_events(EventQuery())
         assert event.message_id == "m-1"
         assert {t.name: t.value for t in event.traits} == {"project_id": "p", "n": 42}
         assert {t.name: t.value for t in second.traits} == {"project_id": "p2", "user_id": "u2"}
+        assert [
+            (t.name, t.value) for t in driver.get_traits("old.type", "n", Scope.everything())
+        ] == [("n", 42)]
     finally:
         driver.close()
 
@@ -163,6 +170,44 @@ def _owner_trait_rows(driver: StorageDriver) -> int:
 
 
 TRAIT_TABLE_NAMES = ("trait_string", "trait_integer", "trait_float", "trait_datetime")
+#: Per trait table: (rows keyed by a rowid, primary key, secondary indexes).
+FIRST_TRAIT_LAYOUT = {
+    table: (
+        True,
+        ["event_id", "name"],
+        {f"ix_{table}_name_value_event_id": ["name", "value", "event_id"]},
+    )
+    for table in TRAIT_TABLE_NAMES
+}
+HEAD_TRAIT_LAYOUT = {
+    # Only SQLite has a choice (0005): WITHOUT ROWID.
+    "sqlite": {table: (False, *layout[1:]) for table, layout in FIRST_TRAIT_LAYOUT.items()},
+    "postgresql": FIRST_TRAIT_LAYOUT,
+    "mysql": FIRST_TRAIT_LAYOUT,
+}
+
+
+TraitLayout = tuple[bool, list[str], dict[str | None, list[str | None]]]
+
+
+def _trait_layout(driver: StorageDriver) -> dict[str, TraitLayout]:
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    inspector = sa.inspect(driver.engine)
+    found: dict[str, TraitLayout] = {}
+    for table in TRAIT_TABLE_NAMES:
+        with_rowid = True
+        if driver.dialect_name == "sqlite":
+            with driver.engine.connect() as conn:
+                sql = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+                ).scalar()
+            with_rowid = "WITHOUT ROWID" not in str(sql).upper()
+        indexes = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table)}
+        primary = inspector.get_pk_constraint(table)["constrained_columns"]
+        found[table] = (with_rowid, primary, indexes)
+    return found
 
 
 def _trait_foreign_keys(driver: StorageDriver) -> dict[str, tuple[str, str | None]]:

@@ -14,6 +14,8 @@ Designed for the queries the API runs, not copied from Panko:
 * Trait rows carry no foreign key to their event (migration 0003): PostgreSQL checked it with
   a trigger per row, a third of the write time. The driver keeps the reference: traits are
   written in their event's transaction and deleted in the transaction that deletes it.
+* On SQLite the trait tables are ``WITHOUT ROWID`` (migration 0005): a trait row is one entry
+  of the ``(event_id, name)`` B-tree, not a rowid row plus an index entry pointing to it.
 * ``trait_type`` keeps the distinct (event type, trait name, type) triples, so listing the
   traits of an event type never scans events.
 
@@ -91,6 +93,8 @@ def _trait_table(name: str, value_type: sa.types.TypeEngine[Any]) -> sa.Table:
         sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
         sa.Column("value", value_type, nullable=False),
         sa.Index(None, "name", "value", "event_id"),
+        # SQLite: the rows live in the (event_id, name) B-tree itself (migration 0005).
+        sqlite_with_rowid=False,
         **MYSQL_TABLE_ARGS,
     )
 
