@@ -446,10 +446,46 @@ class SQLDriver(StorageDriver):
         # and trait rows are built in one pass and nothing is read back. MySQL: the trait
         # rows hold the event's position until the ids are read back after the insert.
         row_ids = self._new_event_ids(conn, len(new))
-        event_rows: list[tuple[Any, ...]] = []
         trait_rows: dict[TraitType, list[tuple[Any, ...]]] = {tt: [] for tt in TraitType}
-        append = {kind: rows.append for kind, rows in trait_rows.items()}
         catalogue: set[tuple[int, str, TraitType]] = set()
+        event_rows: Iterable[tuple[Any, ...]]
+        event_rows = self._event_rows(new, row_ids, type_ids, trait_rows, catalogue)
+        if self.dialect_name != "postgresql":
+            # PostgreSQL's COPY takes the rows as they are made (see _event_rows).
+            event_rows = list(event_rows)
+        columns = ("message_id", "event_type_id", "generated", "project_id", "user_id", "raw")
+        self._insert_rows(conn, t.event, ("id", *columns) if row_ids else columns, event_rows)
+        if not row_ids:
+            stored = self._stored_event_ids(conn, [ev.message_id for ev in new])
+            by_position = [stored[ev.message_id] for ev in new]
+            for kind, rows in trait_rows.items():
+                trait_rows[kind] = [(by_position[pos], name, value) for pos, name, value in rows]
+        for trait_type, values in trait_rows.items():
+            if values:
+                self._insert_rows(
+                    conn, t.TRAIT_TABLES[trait_type], ("event_id", "name", "value"), values
+                )
+        if catalogue:
+            self._record_catalogue(conn, sorted((a, b, int(c)) for a, b, c in catalogue))
+        return len(new), [m for m in ids if m in existing]
+
+    @staticmethod
+    def _event_rows(
+        new: list[Event],
+        row_ids: list[int],
+        type_ids: dict[str, int],
+        trait_rows: dict[TraitType, list[tuple[Any, ...]]],
+        catalogue: set[tuple[int, str, TraitType]],
+    ) -> Iterator[tuple[Any, ...]]:
+        """The event rows of ``new``, one at a time; each event's trait rows and catalogue
+        entries are added to ``trait_rows`` and ``catalogue`` as its row is made.
+
+        A generator so that on PostgreSQL this Python work runs while the server inserts
+        the rows already sent: COPY streams them, and the server's index work for the event
+        rows (the longest part of a batch) proceeds in its own process meanwhile.
+        """
+        append = {kind: rows.append for kind, rows in trait_rows.items()}
+        add = catalogue.add
         string_type, datetime_type = TraitType.STRING, TraitType.DATETIME
         to_micros, dumps = timeutil.to_micros, orjson.dumps
         for position, ev in enumerate(new):
@@ -457,7 +493,7 @@ class SQLDriver(StorageDriver):
             type_id = type_ids[ev.event_type]
             owners: dict[str, str] = {}
             for name, kind, value in ev.traits:
-                catalogue.add((type_id, name, kind))
+                add((type_id, name, kind))
                 if kind is string_type and name in OWNER_COLUMNS:
                     # Stored in the event's own column only (migration 0004).
                     if name in owners:
@@ -478,22 +514,7 @@ class SQLDriver(StorageDriver):
                 owners.get("user_id"),
                 dumps(ev.raw).decode(),
             )
-            event_rows.append((event_id, *row) if row_ids else row)
-        columns = ("message_id", "event_type_id", "generated", "project_id", "user_id", "raw")
-        self._insert_rows(conn, t.event, ("id", *columns) if row_ids else columns, event_rows)
-        if not row_ids:
-            stored = self._stored_event_ids(conn, [ev.message_id for ev in new])
-            by_position = [stored[ev.message_id] for ev in new]
-            for kind, rows in trait_rows.items():
-                trait_rows[kind] = [(by_position[pos], name, value) for pos, name, value in rows]
-        for trait_type, values in trait_rows.items():
-            if values:
-                self._insert_rows(
-                    conn, t.TRAIT_TABLES[trait_type], ("event_id", "name", "value"), values
-                )
-        if catalogue:
-            self._record_catalogue(conn, sorted((a, b, int(c)) for a, b, c in catalogue))
-        return len(new), [m for m in ids if m in existing]
+            yield (event_id, *row) if row_ids else row
 
     #: PostgreSQL: the name of event.id's sequence (asked once).
     _event_id_sequence: str | None = None
@@ -617,7 +638,11 @@ class SQLDriver(StorageDriver):
             cursor.close()
 
     def _insert_rows(
-        self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+        self,
+        conn: Connection,
+        table: sa.Table,
+        columns: Sequence[str],
+        rows: Iterable[tuple[Any, ...]],
     ) -> None:
         """Bulk insert straight through the DB-API, in the connection's transaction: COPY on
         PostgreSQL; executemany of plain tuples elsewhere (PyMySQL rewrites it into multi-row
