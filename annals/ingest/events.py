@@ -180,20 +180,18 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
             ):
                 # Most traits are strings (dtype 1) no longer than a name, which suits any
                 # trait, owners included: accepted here without a call.
+                stored: TraitValue | None
                 if (
                     dtype == 1
                     and type(value) is str
                     and len(value) <= NAME_LENGTH
                     and "\x00" not in value
                 ):
-                    names.add(name)
-                    keep(make(Trait, (name, string, value)))
-                    if seen is not None:
-                        seen.add((name, string))
-                    continue
-                stored = _fast_value(dtype, name, value) if 0 <= dtype <= 4 else None
+                    trait_type, stored = string, value
+                else:
+                    stored = _fast_value(dtype, name, value) if 0 <= dtype <= 4 else None
+                    trait_type = DTYPES[dtype] if stored is not None else string
                 if stored is not None:
-                    trait_type = DTYPES[dtype]
                     names.add(name)
                     keep(make(Trait, (name, trait_type, stored)))
                     if seen is not None:
