@@ -59,6 +59,8 @@ MIN_SELECTIVE_TRAIT_ROWS = 1_000
 MAX_SELECTIVE_TRAIT_ROWS = 100_000
 #: PostgreSQL pages larger than this are fetched through a server-side cursor.
 STREAM_ROWS_ABOVE = 1000
+#: A pooled connection idle this long (seconds) is pinged before use (_ping_when_idle).
+PING_IF_IDLE_FOR = 1.0
 WRITE_ATTEMPTS = 5
 
 _T = TypeVar("_T")
@@ -88,6 +90,11 @@ def normalise_url(url: str) -> sa.URL:
 
 class WriteConflict(StorageUnavailable):
     """A deadlock, lock timeout or serialization failure: retrying the transaction helps."""
+
+
+class ConnectionLost(StorageUnavailable):
+    """The connection broke under a statement (SQLAlchemy discarded it, and the rest of the
+    pool): a read can be run again on a new one."""
 
 
 def _sqlite_on_disk(url: sa.URL) -> bool:
@@ -159,9 +166,10 @@ class SQLDriver(StorageDriver):
         super().__init__(url)
         self.sa_url = normalise_url(url)
         self.dialect_name = self.sa_url.get_backend_name()
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if self.dialect_name == "sqlite":
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs["pool_pre_ping"] = True
         else:
             if self.dialect_name in ("mysql", "mariadb"):
                 # As PostgreSQL: no gap locks between the expirer's range deletes and writers.
@@ -173,6 +181,8 @@ class SQLDriver(StorageDriver):
                 pool_recycle=3600,
             )
         self.engine: Engine = sa.create_engine(self.sa_url, **kwargs)
+        if self.dialect_name != "sqlite":
+            self._ping_when_idle(self.engine)
         #: SQLite file databases: WAL checkpoints run in a thread, woken by write commits.
         self._checkpointer: WalCheckpointer | None = None
         if self.dialect_name == "sqlite":
@@ -187,6 +197,36 @@ class SQLDriver(StorageDriver):
         self._type_lock = threading.Lock()
 
     # --- engine plumbing ------------------------------------------------------------------
+
+    @staticmethod
+    def _ping_when_idle(engine: Engine) -> None:
+        """A pooled connection is checked (one round trip) before use only when it has been
+        idle for PING_IF_IDLE_FOR seconds or more.
+
+        SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip per
+        request. A connection used a moment ago is as good as a ping. Should it have died
+        since anyway (the server restarted in that moment), the request's first statement
+        fails as a disconnect: SQLAlchemy then discards every connection of the pool, and
+        the read or write is run once more on a new one (_reading, record_events).
+        """
+
+        @sa.event.listens_for(engine, "checkin")
+        def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+            record.info["annals_idle_since"] = time.monotonic()
+
+        @sa.event.listens_for(engine, "checkout")
+        def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            idle_since = record.info.pop("annals_idle_since", None)
+            if idle_since is None or time.monotonic() - idle_since < PING_IF_IDLE_FOR:
+                return  # new, or used a moment ago
+            dialect = engine.dialect
+            try:
+                dialect.do_ping(dbapi_conn)
+            except dialect.loaded_dbapi.Error as exc:
+                if dialect.is_disconnect(exc, dbapi_conn, None):
+                    # As pool_pre_ping: reconnect, and drop the rest of the pool too.
+                    raise sa_exc.InvalidatePoolError(str(exc)) from exc
+                raise
 
     @staticmethod
     def _configure_mariadb(engine: Engine) -> None:
@@ -238,11 +278,12 @@ class SQLDriver(StorageDriver):
             cur = dbapi_conn.cursor()
             if _sqlite_on_disk(engine.url):
                 cur.execute("PRAGMA journal_mode=WAL")
-                # Checkpoints normally run in the background (WalCheckpointer, woken by each
-                # write commit). This is the writers' own backstop, for when that thread
-                # falls behind: ~40 MB of WAL rather than SQLite's 4 MB, which one batch of
-                # 1,000 events exceeds. Commits fsync the WAL either way (FULL).
-                cur.execute("PRAGMA wal_autocheckpoint=10000")
+                # Checkpoints normally run in the background (WalCheckpointer, every few
+                # write commits). This is the writers' own backstop, for when that thread
+                # falls behind: ~100 MB of WAL rather than SQLite's 4 MB, which one batch
+                # of 1,000 events exceeds (~3,200 pages), and above what the checkpointer
+                # lets build up between its runs. Commits fsync the WAL either way (FULL).
+                cur.execute("PRAGMA wal_autocheckpoint=25000")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -290,30 +331,53 @@ class SQLDriver(StorageDriver):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @contextlib.contextmanager
-    def _tx(self, write: bool = False) -> Iterator[Connection]:
+    def _tx(self, write: bool = False, autocommit: bool = False) -> Iterator[Connection]:
         """A transaction, with database failures mapped to storage errors.
 
         IntegrityError passes through (writers retry on it); deadlocks and lock timeouts
         become WriteConflict (retried too); everything else is StorageUnavailable (cannot
         reach the database: 503, retry later) or StorageError (the database refused).
+
+        ``autocommit`` (reads, PostgreSQL): no BEGIN and COMMIT around the statements, two
+        round trips fewer. Each statement still sees one snapshot, as every statement of a
+        READ COMMITTED transaction does: what a read needs consistent is one statement.
         """
+        connected = False
         try:
             with self.engine.connect() as raw_conn:
-                conn = raw_conn.execution_options(annals_write=True) if write else raw_conn
+                connected = True
+                conn = raw_conn
+                if write:
+                    conn = raw_conn.execution_options(annals_write=True)
+                elif autocommit and self.dialect_name == "postgresql":
+                    conn = raw_conn.execution_options(isolation_level="AUTOCOMMIT")
                 with conn.begin():
                     yield conn
         except sa_exc.IntegrityError:
             raise
         except sa_exc.DBAPIError as exc:
-            raise self._storage_error(exc) from exc
+            raise self._storage_error(exc, connected) from exc
         if write and self._checkpointer is not None:
             self._checkpointer.wake()
 
+    def _reading(self, work: Callable[[Connection], _T], autocommit: bool = True) -> _T:
+        """``work`` in a read (see _tx for ``autocommit``), run once more when the connection
+        broke under it: a pooled connection is not pinged when it was used a moment ago
+        (_ping_when_idle), and may still have died since, with a database restart."""
+        try:
+            with self._tx(autocommit=autocommit) as conn:
+                return work(conn)
+        except ConnectionLost as exc:
+            LOG.info("reading again on a new connection: %s", exc.message)
+        with self._tx(autocommit=autocommit) as conn:
+            return work(conn)
+
     @staticmethod
-    def _storage_error(exc: sa_exc.DBAPIError) -> Exception:
+    def _storage_error(exc: sa_exc.DBAPIError, connected: bool = True) -> Exception:
         """The storage error for a database error, by the engine's error code (dberrors);
         an error without one (the client library's own: a connection already closed, a
-        host that does not answer) is an outage if its DB-API class says so."""
+        host that does not answer) is an outage if its DB-API class says so. A connection
+        that broke once in use is ConnectionLost; one that could not be made is not."""
         text = str(exc.orig)
         failure = classify(exc.orig)
         if failure is Failure.CONFLICT:
@@ -323,6 +387,8 @@ class SQLDriver(StorageDriver):
         uncoded_outage = failure is None and isinstance(
             exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
         )
+        if exc.connection_invalidated and connected:
+            return ConnectionLost(f"Database unavailable: {text}")
         if failure is Failure.UNAVAILABLE or uncoded_outage or exc.connection_invalidated:
             return StorageUnavailable(f"Database unavailable: {text}")
         return StorageError(f"Database error: {text}")
@@ -395,6 +461,7 @@ class SQLDriver(StorageDriver):
                 unique[ev.message_id] = ev
         if not unique:
             return RecordResult(0, tuple(repeated))
+        reconnected = False
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 type_ids = self._event_type_ids({ev.event_type for ev in unique.values()})
@@ -409,6 +476,15 @@ class SQLDriver(StorageDriver):
                 if attempt == WRITE_ATTEMPTS:
                     raise StorageError(f"Could not store events: {exc.orig}") from exc
                 LOG.info("retrying batch after a write conflict: %s", exc.orig)
+            except ConnectionLost as exc:
+                # A pooled connection that died since its last use (see _reading). Once:
+                # the database may be down. Should the commit itself have been lost, the
+                # batch was stored, and this attempt reports its events as duplicates, as
+                # the client's own retry after a 503 would.
+                if reconnected or attempt == WRITE_ATTEMPTS:
+                    raise
+                reconnected = True
+                LOG.info("writing again on a new connection: %s", exc.message)
             except WriteConflict as exc:
                 if attempt == WRITE_ATTEMPTS:
                     raise
@@ -798,12 +874,12 @@ class SQLDriver(StorageDriver):
 
     def event_type_counts(self) -> dict[str, int]:
         ev, et = t.event, t.event_type
-        with self._tx() as conn:
-            rows = conn.execute(
-                sa.select(et.c.name, sa.func.count(ev.c.id))
-                .join(ev, ev.c.event_type_id == et.c.id)
-                .group_by(et.c.name)
-            ).all()
+        stmt = (
+            sa.select(et.c.name, sa.func.count(ev.c.id))
+            .join(ev, ev.c.event_type_id == et.c.id)
+            .group_by(et.c.name)
+        )
+        rows = self._reading(lambda conn: conn.execute(stmt).all())
         return {name: int(count) for name, count in rows}
 
     # --- reads ------------------------------------------------------------------------------
@@ -1000,32 +1076,54 @@ class SQLDriver(StorageDriver):
 
     def get_events(self, query: EventQuery) -> list[Event]:
         sort = query.effective_sort()
-        with self._tx() as conn:
-            # The marker is checked first: an unknown one is an error even when the filters
-            # cannot match anything.
-            after = None if query.marker is None else self._after_marker(conn, query, sort)
-            conds = self._conditions(conn, query)
-            if conds is None:
-                return []
-            if after is not None:
-                conds.append(after)
-            stmt = self._page_statement(query, sort, conds)
-            large = (query.limit or 0) > STREAM_ROWS_ABOVE
-            if large and self.dialect_name == "postgresql":
-                rows = self._page_rows_in_parts(conn, stmt)
-            elif large and self.dialect_name in ("mysql", "mariadb"):
-                # An unbuffered cursor (SSCursor): the driver does not hold the whole result
-                # as well as the rows made from it.
-                result = conn.execution_options(stream_results=True).execute(stmt)
-                rows = [row for part in result.partitions(STREAM_ROWS_ABOVE) for row in part]
-            else:
-                rows = list(conn.execute(stmt).all())
-            if not rows:
-                return []
-            same: dict[str, str] = {}
-            type_names, traits = self._page_details(
-                conn, [row.id for row in rows], {row.event_type_id for row in rows}, same
-            )
+        # (PostgreSQL reads a large page through a server-side cursor: in a transaction)
+        large = (query.limit or 0) > STREAM_ROWS_ABOVE
+        return self._reading(lambda conn: self._page(conn, query, sort, large), not large)
+
+    def _page(
+        self, conn: Connection, query: EventQuery, sort: Sequence[SortKey], large: bool
+    ) -> list[Event]:
+        conds = self._page_conditions(conn, query, sort)
+        if conds is None:
+            return []
+        stmt = self._page_statement(query, sort, conds)
+        if large and self.dialect_name == "postgresql":
+            rows = self._page_rows_in_parts(conn, stmt)
+        elif large and self.dialect_name in ("mysql", "mariadb"):
+            # An unbuffered cursor (SSCursor): the driver does not hold the whole result
+            # as well as the rows made from it.
+            result = conn.execution_options(stream_results=True).execute(stmt)
+            rows = [row for part in result.partitions(STREAM_ROWS_ABOVE) for row in part]
+        else:
+            rows = list(conn.execute(stmt).all())
+        if not rows:
+            return []
+        same: dict[str, str] = {}
+        type_names, traits = self._page_details(
+            conn, [row.id for row in rows], {row.event_type_id for row in rows}, same
+        )
+        return self._events(rows, type_names, traits, same)
+
+    def _page_conditions(
+        self, conn: Connection, query: EventQuery, sort: Sequence[SortKey]
+    ) -> list[ColumnElement[bool]] | None:
+        """The conditions of the page, keyset bound included; None when nothing can match.
+        The marker is checked first: an unknown one is an error even when the filters
+        cannot match anything."""
+        after = None if query.marker is None else self._after_marker(conn, query, sort)
+        conds = self._conditions(conn, query)
+        if conds is not None and after is not None:
+            conds.append(after)
+        return conds
+
+    @staticmethod
+    def _events(
+        rows: Iterable[Any],
+        type_names: dict[int, str],
+        traits: dict[int, list[Trait]],
+        same: dict[str, str],
+    ) -> list[Event]:
+        """Events from their page rows (attributes as ``event``'s columns) and details."""
         return [
             Event(
                 message_id=row.message_id,
@@ -1126,44 +1224,47 @@ class SQLDriver(StorageDriver):
         if scope_cond is not None:
             conds.append(scope_cond)
         stmt = sa.select(et.c.name).where(sa.exists().where(*conds)).order_by(et.c.name)
-        with self._tx() as conn:
-            return list(conn.scalars(stmt))
+        return self._reading(lambda conn: list(conn.scalars(stmt)))
 
     def get_trait_types(self, event_type: str, scope: Scope) -> list[TraitDescription]:
+        return self._reading(lambda conn: self._trait_types(conn, event_type, scope))
+
+    def _trait_types(
+        self, conn: Connection, event_type: str, scope: Scope
+    ) -> list[TraitDescription]:
         et, tt = t.event_type, t.trait_type
-        with self._tx() as conn:
-            if scope.kind is ScopeKind.ALL:
-                rows = conn.execute(
-                    sa.select(tt.c.name, tt.c.type)
-                    .join(et, et.c.id == tt.c.event_type_id)
-                    .where(et.c.name == event_type)
-                    .order_by(tt.c.type, tt.c.name)
-                ).all()
-                return [TraitDescription(name, TraitType(kind)) for name, kind in rows]
-            found: set[tuple[str, int]] = set()
-            scope_cond = self._scope_condition(scope)
-            for trait_type, table in t.TRAIT_TABLES.items():
-                stmt = (
-                    sa.select(table.c.name)
-                    .distinct()
-                    .join(t.event, t.event.c.id == table.c.event_id)
-                    .join(et, et.c.id == t.event.c.event_type_id)
-                    .where(et.c.name == event_type)
-                )
-                if scope_cond is not None:
-                    stmt = stmt.where(scope_cond)
-                found.update((name, int(trait_type)) for name in conn.scalars(stmt))
-            for name, column in OWNER_COLUMNS.items():
-                stmt = (
-                    sa.select(t.event.c.id)
-                    .join(et, et.c.id == t.event.c.event_type_id)
-                    .where(et.c.name == event_type, column.is_not(None))
-                    .limit(1)
-                )
-                if scope_cond is not None:
-                    stmt = stmt.where(scope_cond)
-                if conn.execute(stmt).first() is not None:
-                    found.add((name, int(TraitType.STRING)))
+        if scope.kind is ScopeKind.ALL:
+            rows = conn.execute(
+                sa.select(tt.c.name, tt.c.type)
+                .join(et, et.c.id == tt.c.event_type_id)
+                .where(et.c.name == event_type)
+                .order_by(tt.c.type, tt.c.name)
+            ).all()
+            return [TraitDescription(name, TraitType(kind)) for name, kind in rows]
+        found: set[tuple[str, int]] = set()
+        scope_cond = self._scope_condition(scope)
+        for trait_type, table in t.TRAIT_TABLES.items():
+            stmt = (
+                sa.select(table.c.name)
+                .distinct()
+                .join(t.event, t.event.c.id == table.c.event_id)
+                .join(et, et.c.id == t.event.c.event_type_id)
+                .where(et.c.name == event_type)
+            )
+            if scope_cond is not None:
+                stmt = stmt.where(scope_cond)
+            found.update((name, int(trait_type)) for name in conn.scalars(stmt))
+        for name, column in OWNER_COLUMNS.items():
+            stmt = (
+                sa.select(t.event.c.id)
+                .join(et, et.c.id == t.event.c.event_type_id)
+                .where(et.c.name == event_type, column.is_not(None))
+                .limit(1)
+            )
+            if scope_cond is not None:
+                stmt = stmt.where(scope_cond)
+            if conn.execute(stmt).first() is not None:
+                found.add((name, int(TraitType.STRING)))
         return [
             TraitDescription(name, TraitType(kind))
             for name, kind in sorted(found, key=lambda item: (item[1], item[0]))
@@ -1176,7 +1277,9 @@ class SQLDriver(StorageDriver):
         of_type = ev.c.event_type_id == (
             sa.select(et.c.id).where(et.c.name == event_type).scalar_subquery()
         )
-        with self._tx() as conn:
+
+        def read(conn: Connection) -> None:
+            result.clear()
             for trait_type, table in t.TRAIT_TABLES.items():
                 if trait_type is TraitType.STRING and trait_name in OWNER_COLUMNS:
                     column = OWNER_COLUMNS[trait_name]
@@ -1194,4 +1297,6 @@ class SQLDriver(StorageDriver):
                     Trait(trait_name, trait_type, LOADERS[trait_type](value))
                     for value in conn.scalars(stmt)
                 )
+
+        self._reading(read)
         return iter(result)
