@@ -176,3 +176,43 @@ def test_serve_refuses_a_server_database_without_schema(
     result = run("serve", "--config-file", str(conf), "--port", str(free_port()))
     assert result.returncode == 1
     assert "run 'annals dbsync' first" in result.stderr
+
+
+ARENAS_PROBE = """
+import ctypes, sys, threading
+from annals.cli import serve
+if sys.argv[1] == "limit":
+    assert serve.limit_malloc_arenas()
+held, start, done = [], threading.Barrier(9), threading.Barrier(9)
+def work():
+    start.wait()  # all at once: each finds the arenas busy
+    held.append([bytearray(2000) for _ in range(3000)])
+    done.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+start.wait()
+done.wait()
+ctypes.CDLL(None).malloc_stats()  # one "Arena n:" block per arena, on stderr
+"""
+
+
+@pytest.mark.parametrize("mode", ["limit", "default"])
+def test_serve_limits_malloc_arenas(mode: str) -> None:
+    """Under glibc, ``annals serve`` keeps its threads to 2 malloc arenas (worker memory)."""
+    if not hasattr(os, "confstr") or "glibc" not in (os.confstr("CS_GNU_LIBC_VERSION") or ""):
+        pytest.skip("glibc only")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    arenas = done.stderr.count("Arena ")
+    if mode == "limit":
+        assert 1 <= arenas <= 2, done.stderr
+    else:
+        assert arenas > 2, done.stderr  # the probe does need more than 2 without the limit

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import ipaddress
 import logging
 import os
@@ -134,6 +135,35 @@ def configure_logging() -> None:
         )
 
 
+#: glibc malloc arenas per process under ``annals serve`` (unless MALLOC_ARENA_MAX is set).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt() parameter number
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Let glibc's malloc use at most ``arenas`` arenas in this process and the workers it
+    forks, as ``MALLOC_ARENA_MAX`` would; True when set.
+
+    glibc gives a thread that allocates while another holds the main arena an arena of its
+    own, up to 8 per core. A gthread worker's 4 threads then each keep the memory freed by
+    the large pages they served: one 10,000-event page took a worker to 152 MB, 125 MB with 2
+    arenas (SQLite, 1M events, same run otherwise; 16 such pages at concurrency 8: 200.1 ->
+    197.1 MB, and requests per second unchanged). Called before gunicorn starts any thread.
+    An operator's own MALLOC_ARENA_MAX (read by glibc at start) is left alone; on a C library
+    without mallopt (musl) nothing is done.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
 def run(args: argparse.Namespace) -> int:
     conf = load_conf(args)
     host = args.host or conf.api.host
@@ -163,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         "control_socket_disable": True,
     }
     configure_logging()
+    limit_malloc_arenas()
     LOG.info("serving the Panko V2 API on http://%s with %d workers", options["bind"], workers)
     with metrics_directory(conf) as shared:
         if shared is not None:
