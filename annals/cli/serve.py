@@ -146,9 +146,9 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
     glibc gives a thread that allocates while another holds the main arena an arena of its
     own, up to 8 per core. A gthread worker's 4 threads then each keep the memory freed by
-    the large pages they served: one 10,000-event page took a worker to 152 MB, 125 MB with 2
-    arenas (SQLite, 1M events, same run otherwise; 16 such pages at concurrency 8: 200.1 ->
-    197.1 MB, and requests per second unchanged). Called before gunicorn starts any thread.
+    the large pages they served: one 10,000-event page took a worker to 152 MB, 128 MB with 2
+    arenas (SQLite, 1M events; 16 such pages at concurrency 8: 200.1 -> 194.9 MB, requests
+    per second unchanged). Called before gunicorn starts any thread.
     An operator's own MALLOC_ARENA_MAX (read by glibc at start) is left alone; on a C library
     without mallopt (musl) nothing is done.
     """

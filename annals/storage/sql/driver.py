@@ -1083,9 +1083,14 @@ class SQLDriver(StorageDriver):
     def _page(
         self, conn: Connection, query: EventQuery, sort: Sequence[SortKey], large: bool
     ) -> list[Event]:
-        conds = self._page_conditions(conn, query, sort)
+        # The marker is checked first: an unknown one is an error even when the filters
+        # cannot match anything.
+        after = None if query.marker is None else self._after_marker(conn, query, sort)
+        conds = self._conditions(conn, query)
         if conds is None:
             return []
+        if after is not None:
+            conds.append(after)
         stmt = self._page_statement(query, sort, conds)
         if large and self.dialect_name == "postgresql":
             rows = self._page_rows_in_parts(conn, stmt)
@@ -1102,28 +1107,6 @@ class SQLDriver(StorageDriver):
         type_names, traits = self._page_details(
             conn, [row.id for row in rows], {row.event_type_id for row in rows}, same
         )
-        return self._events(rows, type_names, traits, same)
-
-    def _page_conditions(
-        self, conn: Connection, query: EventQuery, sort: Sequence[SortKey]
-    ) -> list[ColumnElement[bool]] | None:
-        """The conditions of the page, keyset bound included; None when nothing can match.
-        The marker is checked first: an unknown one is an error even when the filters
-        cannot match anything."""
-        after = None if query.marker is None else self._after_marker(conn, query, sort)
-        conds = self._conditions(conn, query)
-        if conds is not None and after is not None:
-            conds.append(after)
-        return conds
-
-    @staticmethod
-    def _events(
-        rows: Iterable[Any],
-        type_names: dict[int, str],
-        traits: dict[int, list[Trait]],
-        same: dict[str, str],
-    ) -> list[Event]:
-        """Events from their page rows (attributes as ``event``'s columns) and details."""
         return [
             Event(
                 message_id=row.message_id,
