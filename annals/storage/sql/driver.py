@@ -41,7 +41,16 @@ from annals.models import (
     TraitValue,
     new_trait,
 )
-from annals.query import EventQuery, Op, Scope, ScopeKind, SortKey
+from annals.query import (
+    INT64_MAX,
+    INT64_MIN,
+    EventQuery,
+    Op,
+    Scope,
+    ScopeKind,
+    SortKey,
+    TraitFilter,
+)
 from annals.storage.base import StorageDriver
 from annals.storage.sql import tables as t
 from annals.storage.sql.dberrors import Failure, classify
@@ -157,6 +166,46 @@ def _filter_value(trait_type: TraitType, value: TraitValue) -> TraitValue | int:
         assert not isinstance(value, (str, int, float))
         return timeutil.to_micros(value)
     return value
+
+
+def _sqlite_day(micros: ColumnElement[Any]) -> ColumnElement[int]:
+    """SQLite: the day of a ``generated`` value, as the day indexes write it (0006)."""
+    return micros.op("/", return_type=sa.BigInteger)(sa.literal_column(str(t.SQLITE_DAY_MICROS)))
+
+
+def _on_stored_days() -> ColumnElement[bool]:
+    """SQLite: the event's day is one of those from the first stored event to the last, of
+    those generated within the ``stored_days_low``..``stored_days_high`` parameters
+    (microseconds; every event unless the statement is given other values, see
+    stored_days_params).
+
+    A recursive CTE makes the days, in order; SQLite reads an IN list in order, so a
+    statement ordered by (day, generated, message_id) walks a day index one day after the
+    other, an equality on the owner within each day, and stops at its limit. The first and
+    last events are two probes of the ``generated`` index. Built once: a statement that
+    uses it costs its compiled form's cache lookup, not a new CTE.
+    """
+    bounds = t.event.alias("day_bounds")
+    within = (
+        bounds.c.generated >= sa.bindparam("stored_days_low", INT64_MIN, type_=sa.BigInteger),
+        bounds.c.generated <= sa.bindparam("stored_days_high", INT64_MAX, type_=sa.BigInteger),
+    )
+    first = sa.select(sa.func.min(bounds.c.generated)).where(*within).scalar_subquery()
+    last = sa.select(sa.func.max(bounds.c.generated)).where(*within).scalar_subquery()
+    start = sa.select(_sqlite_day(first).label("day")).cte("stored_days", recursive=True)
+    days = start.union_all(
+        sa.select((start.c.day + 1).label("day")).where(start.c.day < _sqlite_day(last))
+    )
+    return _sqlite_day(t.event.c.generated).in_(sa.select(days.c.day))
+
+
+def stored_days_params(low: int | None, high: int | None) -> dict[str, int]:
+    """Parameters of a statement with ON_STORED_DAYS for the days of the events generated
+    within ``low``..``high`` microseconds (None: unbounded)."""
+    return {
+        "stored_days_low": INT64_MIN if low is None else low,
+        "stored_days_high": INT64_MAX if high is None else high,
+    }
 
 
 class SQLDriver(StorageDriver):
@@ -897,9 +946,36 @@ class SQLDriver(StorageDriver):
             return [sa.and_(ev.c.project_id == scope.project_id, ev.c.user_id == scope.user_id)]
         return [sa.false()]
 
-    def _scope_condition(self, scope: Scope) -> ColumnElement[bool] | None:
+    def _scope_condition(self, scope: Scope, by_day: bool = True) -> ColumnElement[bool] | None:
+        """The scope as one condition; on SQLite, with ``by_day``, a project- or user-scoped
+        one also names the days to read (see _by_day)."""
         branches = self._scope_branches(scope)
-        return sa.or_(*branches) if branches else None
+        if not branches:
+            return None
+        condition = sa.or_(*branches)
+        if by_day and self._by_day(scope):
+            condition = sa.and_(condition, self.ON_STORED_DAYS)
+        return condition
+
+    # SQLite keeps the owner listing indexes led by the event's day (migration 0006): the
+    # owner's events are read day after day, in order, within the days the store holds.
+
+    #: SQLite: an event's day, written as the day indexes' leading expression.
+    SQLITE_DAY = _sqlite_day(t.event.c.generated)
+    #: SQLite: the event's day is one of those the store holds (see _on_stored_days).
+    ON_STORED_DAYS = _on_stored_days()
+
+    def _by_day(self, scope: Scope, filters: Sequence[TraitFilter] = ()) -> bool:
+        """Whether a read restricted by ``scope`` and ``filters`` goes through a day index:
+        on SQLite, when it names a project or a user."""
+        if self.dialect_name != "sqlite":
+            return False
+        if scope.kind in (ScopeKind.OWNER, ScopeKind.ADMIN_PROJECT):
+            return True
+        return any(
+            f.op is Op.EQ and f.type is TraitType.STRING and f.name in OWNER_COLUMNS
+            for f in filters
+        )
 
     def _conditions(self, conn: Connection, query: EventQuery) -> list[ColumnElement[bool]] | None:
         """The filters of ``query`` (not its scope) as conditions on ``event``; None when they
@@ -987,11 +1063,13 @@ class SQLDriver(StorageDriver):
 
     def _after_marker(
         self, conn: Connection, query: EventQuery, sort: Sequence[SortKey]
-    ) -> ColumnElement[bool]:
-        """Keyset condition: rows strictly after the marker event in ``sort`` order."""
+    ) -> tuple[ColumnElement[bool], int]:
+        """Keyset condition: rows strictly after the marker event in ``sort`` order; and the
+        marker's ``generated``."""
         assert query.marker is not None
         where = [t.event.c.message_id == query.marker]
-        scope = self._scope_condition(query.scope)
+        # (one event by its unique message_id: no day to walk)
+        scope = self._scope_condition(query.scope, by_day=False)
         if scope is not None:
             where.append(scope)
         row = conn.execute(
@@ -1013,10 +1091,14 @@ class SQLDriver(StorageDriver):
         first = sort[0]
         column, start = self._sort_column(first), marker_values[first.key]
         from_marker = column <= start if first.descending else column >= start
-        return sa.and_(from_marker, sa.or_(*alternatives))
+        return sa.and_(from_marker, sa.or_(*alternatives)), int(row.generated)
 
     def _page_statement(
-        self, query: EventQuery, sort: Sequence[SortKey], conds: list[ColumnElement[bool]]
+        self,
+        query: EventQuery,
+        sort: Sequence[SortKey],
+        conds: list[ColumnElement[bool]],
+        by_day: bool = False,
     ) -> sa.Select[Any]:
         ev = t.event
         columns = (
@@ -1030,9 +1112,12 @@ class SQLDriver(StorageDriver):
         )
 
         def ordered(stmt: sa.Select[Any], source: sa.FromClause) -> sa.Select[Any]:
-            return stmt.order_by(
-                *(source.c[k.key].desc() if k.descending else source.c[k.key].asc() for k in sort)
-            )
+            keys = [source.c[k.key].desc() if k.descending else source.c[k.key].asc() for k in sort]
+            if by_day and source is ev and sort[0].key == "generated":
+                # (day, generated, message_id) is the same order, and the day index's own.
+                day = self.SQLITE_DAY
+                keys.insert(0, day.desc() if sort[0].descending else day.asc())
+            return stmt.order_by(*keys)
 
         branches = self._scope_branches(query.scope)
         if len(branches) < 2 or query.limit is None or query.message_id is not None:
@@ -1085,13 +1170,28 @@ class SQLDriver(StorageDriver):
     ) -> list[Event]:
         # The marker is checked first: an unknown one is an error even when the filters
         # cannot match anything.
-        after = None if query.marker is None else self._after_marker(conn, query, sort)
+        after, marked = (
+            (None, None) if query.marker is None else self._after_marker(conn, query, sort)
+        )
         conds = self._conditions(conn, query)
         if conds is None:
             return []
         if after is not None:
             conds.append(after)
-        stmt = self._page_statement(query, sort, conds)
+        params: dict[str, int] = {}
+        by_day = query.message_id is None and self._by_day(query.scope, query.traits)
+        if by_day:
+            # The days to walk: those of the time range, and from the marker's on.
+            low = None if query.start is None else timeutil.to_micros(query.start)
+            high = None if query.end is None else timeutil.to_micros(query.end)
+            if marked is not None and sort[0].key == "generated":
+                if sort[0].descending:
+                    high = marked if high is None else min(high, marked)
+                else:
+                    low = marked if low is None else max(low, marked)
+            conds.append(self.ON_STORED_DAYS)
+            params = stored_days_params(low, high)
+        stmt = self._page_statement(query, sort, conds, by_day)
         if large and self.dialect_name == "postgresql":
             rows = self._page_rows_in_parts(conn, stmt)
         elif large and self.dialect_name in ("mysql", "mariadb"):
@@ -1100,7 +1200,7 @@ class SQLDriver(StorageDriver):
             result = conn.execution_options(stream_results=True).execute(stmt)
             rows = [row for part in result.partitions(STREAM_ROWS_ABOVE) for row in part]
         else:
-            rows = list(conn.execute(stmt).all())
+            rows = list(conn.execute(stmt, params).all())
         if not rows:
             return []
         same: dict[str, str] = {}
