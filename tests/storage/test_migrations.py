@@ -25,14 +25,14 @@ def test_models_and_migrations_agree(driver: StorageDriver) -> None:
     if driver.dialect_name == "sqlite":  # type: ignore[attr-defined]
         # The owner indexes are not created on SQLite (conditional DDL, which Alembic does
         # not compare); the day indexes in their place are expressions, which it cannot.
-        skipped = [
-            entry
-            for entry in diff
-            if entry[0] == "add_index" and entry[1].name in SQLITE_REPLACED_INDEXES
-        ]
-        assert sorted(entry[1].name for entry in skipped) == sorted(SQLITE_REPLACED_INDEXES)
+        replaced = SQLITE_REPLACED_INDEXES + tuple(
+            f"ix_{table}_name_value_event_id" for table in TRAIT_TABLE_NAMES
+        )
+        skipped = [entry for entry in diff if entry[0] == "add_index" and entry[1].name in replaced]
+        assert sorted(entry[1].name for entry in skipped) == sorted(replaced)
         diff = [entry for entry in diff if entry not in skipped]
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES["sqlite"]
+        assert _trait_layout(driver) == HEAD_TRAIT_LAYOUT["sqlite"]
     assert diff == []
 
 
@@ -212,7 +212,15 @@ FIRST_TRAIT_LAYOUT = {
 }
 HEAD_TRAIT_LAYOUT = {
     # Only SQLite has a choice (0005): WITHOUT ROWID.
-    "sqlite": {table: (False, *layout[1:]) for table, layout in FIRST_TRAIT_LAYOUT.items()},
+    # SQLite: WITHOUT ROWID (0005), the value index led by the event id's bucket (0007).
+    "sqlite": {
+        table: (
+            False,
+            ["event_id", "name"],
+            {f"ix_{table}_name_bucket_value": ["name", "event_id >> 12", "value", "event_id"]},
+        )
+        for table in TRAIT_TABLE_NAMES
+    },
     "postgresql": FIRST_TRAIT_LAYOUT,
     "mysql": FIRST_TRAIT_LAYOUT,
 }
@@ -235,7 +243,10 @@ def _trait_layout(driver: StorageDriver) -> dict[str, TraitLayout]:
                     "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
                 ).scalar()
             with_rowid = "WITHOUT ROWID" not in str(sql).upper()
-        indexes = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table)}
+        if driver.dialect_name == "sqlite":
+            indexes = dict(_sqlite_indexes(driver, table))
+        else:
+            indexes = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table)}
         primary = inspector.get_pk_constraint(table)["constrained_columns"]
         found[table] = (with_rowid, primary, indexes)
     return found
@@ -277,21 +288,33 @@ def _event_indexes(driver: StorageDriver) -> dict[str, list[str]]:
 
     assert isinstance(driver, SQLDriver)
     if driver.dialect_name == "sqlite":
-        # (SQLAlchemy does not reflect SQLite's expression indexes: read their definition)
-        with driver.engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = 'event' AND sql IS NOT NULL"
-            ).all()
         return {
-            name: [part.strip() for part in sql[sql.index("(") + 1 : sql.rindex(")")].split(",")]
-            for name, sql in rows
+            str(name): [str(c) for c in columns]
+            for name, columns in _sqlite_indexes(driver, "event").items()
         }
     found = sa.inspect(driver.engine).get_indexes("event")
     return {
         str(ix["name"]): [str(c) for c in ix["column_names"]]
         for ix in found
         if not ix.get("unique") and ix["name"] != "fk_event_event_type_id_event_type"
+    }
+
+
+def _sqlite_indexes(driver: StorageDriver, table: str) -> dict[str | None, list[str | None]]:
+    """SQLite: a table's declared indexes (not the automatic ones of its constraints) from
+    their definition; SQLAlchemy does not reflect expression indexes."""
+    from annals.storage.sql.driver import SQLDriver
+
+    assert isinstance(driver, SQLDriver)
+    with driver.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name = ? AND sql IS NOT NULL",
+            (table,),
+        ).all()
+    return {
+        name: [part.strip() for part in sql[sql.index("(") + 1 : sql.rindex(")")].split(",")]
+        for name, sql in rows
     }
 
 

@@ -199,6 +199,29 @@ def _on_stored_days() -> ColumnElement[bool]:
     return _sqlite_day(t.event.c.generated).in_(sa.select(days.c.day))
 
 
+def _sqlite_bucket(event_id: ColumnElement[Any]) -> ColumnElement[int]:
+    """SQLite: the bucket of an event id, as the trait value indexes write it (0007)."""
+    return event_id.op(">>", return_type=sa.BigInteger)(
+        sa.literal_column(str(t.SQLITE_ID_BUCKET_BITS))
+    )
+
+
+def _on_stored_buckets(table: sa.Table) -> ColumnElement[bool]:
+    """SQLite: a trait row's event id bucket is one of those from the table's first event id
+    to its last (two probes of its primary key), made by a recursive CTE: a trait filter
+    then seeks (name, bucket, value) once per bucket in the value index."""
+    bounds = table.alias(f"{table.name}_bounds")
+    first = sa.select(sa.func.min(bounds.c.event_id)).scalar_subquery()
+    last = sa.select(sa.func.max(bounds.c.event_id)).scalar_subquery()
+    start = sa.select(_sqlite_bucket(first).label("bucket")).cte(
+        f"{table.name}_buckets", recursive=True
+    )
+    buckets = start.union_all(
+        sa.select((start.c.bucket + 1).label("bucket")).where(start.c.bucket < _sqlite_bucket(last))
+    )
+    return _sqlite_bucket(table.c.event_id).in_(sa.select(buckets.c.bucket))
+
+
 def stored_days_params(low: int | None, high: int | None) -> dict[str, int]:
     """Parameters of a statement with ON_STORED_DAYS for the days of the events generated
     within ``low``..``high`` microseconds (None: unbounded)."""
@@ -964,6 +987,8 @@ class SQLDriver(StorageDriver):
     SQLITE_DAY = _sqlite_day(t.event.c.generated)
     #: SQLite: the event's day is one of those the store holds (see _on_stored_days).
     ON_STORED_DAYS = _on_stored_days()
+    #: SQLite, per trait table: the row's event id bucket is one of those the table holds.
+    ON_STORED_BUCKETS = {kind: _on_stored_buckets(table) for kind, table in t.TRAIT_TABLES.items()}
 
     def _by_day(self, scope: Scope, filters: Sequence[TraitFilter] = ()) -> bool:
         """Whether a read restricted by ``scope`` and ``filters`` goes through a day index:
@@ -1006,6 +1031,13 @@ class SQLDriver(StorageDriver):
                 continue
             table = t.TRAIT_TABLES[flt.type]
             matches = OPERATORS[flt.op](table.c.value, _filter_value(flt.type, flt.value))
+            # What finds the matches in the value index: on SQLite, one bucket after the
+            # other (migration 0007, ON_STORED_BUCKETS).
+            indexed = (
+                sa.and_(self.ON_STORED_BUCKETS[flt.type], matches)
+                if self.dialect_name == "sqlite"
+                else matches
+            )
             if self.dialect_name == "postgresql":
                 # PostgreSQL plans IN and EXISTS alike (both become semi-joins) and chooses
                 # by its statistics; equality goes through IN, as usual there.
@@ -1013,12 +1045,12 @@ class SQLDriver(StorageDriver):
             else:
                 if cutoff is None:
                     cutoff = self._selectivity_cutoff(conn, query.limit)
-                selective = self._matches_fewer_than(conn, table, flt.name, matches, cutoff)
+                selective = self._matches_fewer_than(conn, table, flt.name, indexed, cutoff)
             if selective:
                 # Few matches: read them from the (name, value) index, then sort only those.
                 conds.append(
                     ev.c.id.in_(
-                        sa.select(table.c.event_id).where(table.c.name == flt.name, matches)
+                        sa.select(table.c.event_id).where(table.c.name == flt.name, indexed)
                     )
                 )
             else:
