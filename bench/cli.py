@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--base", default="0001", help="revision to downgrade to first")
     mig.add_argument("--results-dir", type=Path, default=RESULTS)
 
+    wal = sub.add_parser(
+        "walpages", help="SQLite: the pages one batch of 1,000 writes to the WAL, per B-tree"
+    )
+    wal.add_argument("--events", type=_size, default=100_000, help="data set size, e.g. 100k")
+    wal.add_argument("--seed", type=int, default=42)
+    wal.add_argument("--before", type=int, default=60, help="batches loaded first")
+    wal.add_argument("--results-dir", type=Path, default=RESULTS)
+
     ch = sub.add_parser("chart", help="PNG chart from result files")
     ch.add_argument("files", nargs="+", type=Path)
     ch.add_argument("--out", type=Path, default=Path("docs/benchmark.png"))
@@ -132,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import migrations
 
         return migrations.main(args.engine, args.results_dir, args.base)
+    if args.command == "walpages":
+        from bench import walpages
+
+        data, _plan = ensure_dataset(args.results_dir / "data", args.events, args.seed)
+        return walpages.main(data, args.results_dir / "work", args.before)
     if args.command == "chart":
         from bench.chart import draw
 

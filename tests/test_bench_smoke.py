@@ -141,3 +141,18 @@ def test_panko_runner_invocation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     fake.write_text("import sys; sys.exit(3)\n")
     with pytest.raises(subprocess.CalledProcessError):
         run._panko_runner(conf, "load", data, 1000, out)
+
+
+def test_walpages_maps_one_batch_to_its_btrees(tmp_path: Path) -> None:
+    """``python -m bench walpages``: the WAL pages of one SQLite batch, per B-tree."""
+    proc = _bench("walpages", "--events", "2500", "--before", "1", "--results-dir", str(tmp_path))
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    counts = {
+        row[-1]: int(row[0].replace(",", ""))
+        for row in rows
+        if len(row) == 2 and row[0].replace(",", "").isdigit()
+    }
+    # A batch writes event rows, the message_id index, trait rows and their value indexes.
+    for btree in ("event", "sqlite_autoindex_event_1", "trait_string"):
+        assert counts.get(btree, 0) > 0, proc.stdout
+    assert counts["all"] == sum(v for k, v in counts.items() if k != "all")

@@ -4,7 +4,7 @@ SQLite reads trait matches from value indexes led by the event id's bucket of 4,
 (migration 0007), one bucket after the other. Here 9,000 events span three buckets; every
 filter, selective (read from the index) or broad (checked per event), must find exactly
 what the same filter finds in Python. On SQLite the plan of a selective filter is checked
-too: the bucket index, sought once per bucket.
+too: the bucket index, sought once per bucket, read once.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_sqlite_selective_filter_seeks_each_bucket(stored: StorageDriver) -> Non
     statements: list[tuple[str, Any]] = []
 
     def capture(_c: object, _cur: object, statement: str, params: Any, *_: object) -> None:
-        if "ORDER BY" in statement and "_buckets" in statement:
+        if "_buckets" in statement:
             statements.append((statement, params))
 
     query = EventQuery(traits=(FILTERS[1],), limit=5)
@@ -126,6 +126,7 @@ def test_sqlite_selective_filter_seeks_each_bucket(stored: StorageDriver) -> Non
         assert [e.message_id for e in stored.get_events(query)] == ["m-04096"]
     finally:
         sa.event.remove(stored.engine, "before_cursor_execute", capture)
+    # One read of the index (the matches, few enough to be named in the page statement).
     ((statement, params),) = statements
     with stored.engine.connect() as conn:
         plan = [
