@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import orjson
 
@@ -54,6 +56,101 @@ class Trait(NamedTuple):
 new_trait = tuple.__new__
 
 
+#: An event's traits are kept and shown in this order: by name, then type.
+BY_NAME_AND_TYPE = operator.itemgetter(0, 1)
+
+
+def trait_value_text(trait_type: TraitType, value: TraitValue) -> str:
+    """Trait values travel as strings: str() of numbers, ISO 8601 of datetimes."""
+    if trait_type is TraitType.DATETIME and not isinstance(value, (str, int, float)):
+        return value.isoformat()  # Panko's: no timezone, microseconds only when non-zero
+    return str(value)
+
+
+#: ``TraitType.api_name`` looked up once (Enum.name is a descriptor; pages hold many traits).
+TYPE_NAMES: dict[TraitType, str] = {kind: kind.api_name for kind in TraitType}
+
+
+def trait_doc(trait: Trait) -> dict[str, str]:
+    """A trait's document in the API (Panko's field order)."""
+    value = trait.value
+    return {
+        "name": trait.name,
+        "value": value if type(value) is str else trait_value_text(trait.type, value),
+        "type": TYPE_NAMES[trait.type],
+    }
+
+
+def encode_traits(traits: Iterable[Trait]) -> str:
+    """The JSON text of an event's trait documents, in :data:`BY_NAME_AND_TYPE` order: what
+    the SQL driver stores beside each event and :class:`StoredTraits` decodes."""
+    return orjson.dumps([trait_doc(t) for t in sorted(traits, key=BY_NAME_AND_TYPE)]).decode()
+
+
+_TYPES_BY_NAME: dict[str, TraitType] = {kind.api_name: kind for kind in TraitType}
+_FROM_TEXT: dict[TraitType, Any] = {
+    TraitType.STRING: str,
+    TraitType.INTEGER: int,
+    TraitType.FLOAT: float,  # str() of a float reads back as the same float
+    TraitType.DATETIME: dt.datetime.fromisoformat,
+}
+
+
+class StoredTraits(Sequence["Trait"]):
+    """An event's traits as storage hands them over: the JSON text :func:`encode_traits`
+    wrote, decoded into :class:`Trait` values only when something iterates them.
+
+    A JSON response copies ``text`` as it is; a page of 100 events then makes none of its
+    ~900 traits. Compares equal to any sequence of the same traits, tuples included.
+    """
+
+    __slots__ = ("_items", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._items: tuple[Trait, ...] | None = None
+
+    def _decoded(self) -> tuple[Trait, ...]:
+        items = self._items
+        if items is None:
+            decoded = []
+            for doc in orjson.loads(self.text):
+                kind = _TYPES_BY_NAME[doc["type"]]
+                decoded.append(
+                    new_trait(Trait, (doc["name"], kind, _FROM_TEXT[kind](doc["value"])))
+                )
+            items = self._items = tuple(decoded)
+        return items
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __iter__(self) -> Iterator[Trait]:
+        return iter(self._decoded())
+
+    @overload
+    def __getitem__(self, index: int) -> Trait: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Trait, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Trait | tuple[Trait, ...]:
+        return self._decoded()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredTraits):
+            return self.text == other.text or self._decoded() == other._decoded()
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return self._decoded() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"StoredTraits({self._decoded()!r})"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class RawJSON:
     """A raw payload still in the JSON text it was stored as (``orjson.dumps`` output).
@@ -86,7 +183,8 @@ class Event:
     message_id: str
     event_type: str
     generated: dt.datetime  # naive, UTC
-    traits: tuple[Trait, ...] = ()
+    #: A tuple, or (events read from storage) :class:`StoredTraits`.
+    traits: Sequence[Trait] = ()
     #: The notification as received: its decoded JSON value, or the stored text as
     #: :class:`RawJSON` (events read from storage); :func:`decode_raw` gives the value.
     raw: Any = field(default_factory=dict)

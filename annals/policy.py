@@ -23,7 +23,10 @@ reaches storage, never by filtering results afterwards:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oslo_config import cfg
@@ -108,18 +111,43 @@ class Policy:
 
     With a ConfigOpts, ``[oslo_policy] policy_file`` (and ``policy_dirs``) override the
     defaults and are re-read when they change; without one, the defaults alone apply.
+
+    Decisions are remembered per (rule, credentials): the target is always empty, so
+    nothing else enters them. oslo.policy's own ``enforce`` re-resolves and stats its
+    files on every call; :meth:`allows` instead compares a signature of the files the
+    last load read (the policy file and the files of the ``policy_dirs`` found, by
+    mtime, size and inode; a missing one counts too) and reloads as soon as it changes:
+    an edited, replaced or removed file counts from the next call on. A file oslo.policy
+    has not found yet (the default ``policy.yaml`` is optional, and so is a ``policy.d``
+    directory) can only be discovered by its search next to the configuration files,
+    which :meth:`allows` repeats at most every :attr:`reload_interval` seconds: a newly
+    created file counts within that delay. The decisions are forgotten whenever a load
+    replaces the enforcer's rules (oslo.policy builds new ``Rules`` for every change it
+    reads from a file, and so does ``enforcer.set_rules``; changing the rules in place,
+    with ``set_rules(..., overwrite=False)``, is not noticed). A remembered decision costs a
+    few ``os.stat`` calls; loads and evaluations take turns under a lock, remembered
+    decisions are read without one (gunicorn's gthread workers share a Policy).
     """
+
+    #: Seconds after which :meth:`allows` reloads even though no file it watches changed,
+    #: to discover policy files created since the last load (decisions are kept if the
+    #: load changes nothing).
+    reload_interval: float = 1.0
+    #: Decisions remembered before the memo starts over (users and projects vary).
+    memo_limit: int = 4096
 
     def __init__(self, conf: cfg.ConfigOpts | None = None) -> None:
         defaults = policies.list_rules()
         self.enforcer = oslo_policy.Enforcer(conf or cfg.ConfigOpts(), use_conf=conf is not None)
         self.enforcer.register_defaults(defaults)
+        self._watching = conf is not None
+        self._lock = threading.Lock()
         if conf is None:
             self.enforcer.set_rules({rule.name: rule.check for rule in defaults}, use_conf=False)
         else:
             _check_policy_file(conf)
         try:
-            self.enforcer.load_rules()
+            self._loaded = self._load(None)
             self.enforcer.check_rules(raise_on_violation=True)
         except (ValueError, oslo_policy.InvalidDefinitionError) as exc:
             where = self.enforcer.policy_path or "the policy rules"
@@ -127,7 +155,98 @@ class Policy:
 
     def allows(self, rule: str, creds: Credentials) -> bool:
         """Whether ``rule`` passes for ``creds`` (False for a scope the rule refuses)."""
-        return bool(self.enforcer.enforce(rule, {}, creds.policy_values()))
+        key = (rule, creds)
+        loaded = self._loaded
+        if not self._stale(loaded):
+            decision = loaded.memo.get(key)
+            if decision is not None:
+                return decision
+        # Loads and evaluations take turns (oslo.policy fills new rules in several steps,
+        # and an evaluation amid them could be remembered): so a decision is always made
+        # under complete rules, and stays in the memo of the rules it was made under.
+        with self._lock:
+            loaded = self._loaded
+            if self._stale(loaded):
+                loaded = self._loaded = self._load(loaded)
+            decision = loaded.memo.get(key)
+            if decision is None:
+                # enforce() loads too: if it replaces the rules (a policy file found), the
+                # next call sees them replaced, and this memo is dropped with the old ones
+                decision = bool(self.enforcer.enforce(rule, {}, creds.policy_values()))
+                if len(loaded.memo) >= self.memo_limit:
+                    loaded.memo.clear()
+                loaded.memo[key] = decision
+            return decision
+
+    def _stale(self, loaded: _Loaded) -> bool:
+        """Whether the rules may differ from those ``loaded`` decided under: replaced by
+        oslo.policy or a caller of the enforcer, or files changed, or time to look."""
+        if loaded.rules is not self.enforcer.rules:
+            return True
+        return self._watching and (
+            self.enforcer.policy_path != loaded.policy_path
+            or time.monotonic() - loaded.at >= self.reload_interval
+            or _signature(loaded.watched) != loaded.signature
+        )
+
+    def _load(self, previous: _Loaded | None) -> _Loaded:
+        """``load_rules()``, with what it read as of before (a change during the load is
+        then seen by the next call). Any reload oslo.policy makes replaces its ``rules``
+        object (``overwrite`` is left True): the same object, the same decisions."""
+        at = time.monotonic()
+        policy_path = self.enforcer.policy_path
+        watched = self._watched(policy_path) if self._watching else ()
+        signature = _signature(watched)
+        self.enforcer.load_rules()
+        rules = self.enforcer.rules
+        memo = previous.memo if previous is not None and previous.rules is rules else {}
+        return _Loaded(rules, policy_path, watched, signature, at, memo)
+
+    def _watched(self, policy_path: str | None) -> tuple[str, ...]:
+        """The files ``load_rules()`` reads: the policy file once found, and each
+        ``policy_dirs`` directory found with its entries (its mtime changes with them)."""
+        paths = [policy_path] if policy_path else []
+        conf = self.enforcer.conf
+        for name in conf.oslo_policy.policy_dirs:
+            found = conf.find_file(name)
+            if not found:
+                continue
+            paths.append(found)
+            try:
+                entries = sorted(os.listdir(found))
+            except OSError:
+                continue
+            paths.extend(os.path.join(found, entry) for entry in entries)
+        return tuple(paths)
+
+
+_Stat = tuple[int, int, int] | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Loaded:
+    """One load of the rules: the decisions made under it and what it read."""
+
+    rules: oslo_policy.Rules
+    #: ``enforcer.policy_path`` before the load (None: not found yet).
+    policy_path: str | None
+    watched: tuple[str, ...]
+    signature: tuple[_Stat, ...]
+    #: ``time.monotonic()`` at the load.
+    at: float
+    memo: dict[tuple[str, Credentials], bool] = field(default_factory=dict)
+
+
+def _signature(paths: tuple[str, ...]) -> tuple[_Stat, ...]:
+    stats: list[_Stat] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            stats.append(None)
+        else:
+            stats.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(stats)
 
 
 def _check_policy_file(conf: cfg.ConfigOpts) -> None:

@@ -18,11 +18,11 @@ from annals import timeutil
 from annals.models import (
     Event,
     RawJSON,
+    StoredTraits,
     Trait,
     TraitDescription,
-    TraitType,
-    TraitValue,
     decode_raw,
+    trait_doc,
 )
 
 #: Events per piece of a streamed event list: ~1.7 KB of JSON each for a typical
@@ -44,31 +44,14 @@ class Format(enum.Enum):
         return self is not Format.JSON
 
 
-def trait_value_text(trait_type: TraitType, value: TraitValue) -> str:
-    """Trait values travel as strings: str() of numbers, ISO 8601 of datetimes."""
-    if trait_type is TraitType.DATETIME and not isinstance(value, (str, int, float)):
-        return timeutil.isoformat(value)
-    return str(value)
-
-
-#: ``TraitType.api_name`` looked up once (Enum.name is a descriptor; pages hold many traits).
-TYPE_NAMES: dict[TraitType, str] = {kind: kind.api_name for kind in TraitType}
-
-
-def trait_doc(trait: Trait) -> dict[str, str]:
-    value = trait.value
-    return {
-        "name": trait.name,
-        "value": value if type(value) is str else trait_value_text(trait.type, value),
-        "type": TYPE_NAMES[trait.type],
-    }
-
-
 def event_doc(event: Event) -> dict[str, Any]:
     return {
         "message_id": event.message_id,
         "event_type": event.event_type,
-        "traits": [trait_doc(t) for t in event.traits],
+        # Traits read from storage are copied as the JSON text stored with the event.
+        "traits": orjson.Fragment(traits.text)
+        if isinstance(traits := event.traits, StoredTraits)
+        else [trait_doc(t) for t in traits],
         "generated": timeutil.isoformat(event.generated),
         # Stored payloads are copied as the JSON text they are (orjson wrote it), not decoded
         # and encoded again.
@@ -132,6 +115,7 @@ def _ascii(element: ET.Element) -> bytes:
 
 def xml_event(event: Event) -> dict[str, Any]:
     doc = event_doc(event)
+    doc["traits"] = [trait_doc(t) for t in event.traits]
     doc["raw"] = XmlRepr(decode_raw(event.raw))
     return doc
 

@@ -93,6 +93,10 @@ event = sa.Table(
     sa.Column("project_id", sa.String(NAME_LENGTH), nullable=True),
     sa.Column("user_id", sa.String(NAME_LENGTH), nullable=True),
     sa.Column("raw", RawText, nullable=True),
+    # The event's trait documents as the API shows them (models.encode_traits), written with
+    # the trait rows (migration 0008): a page copies them instead of reading every trait row.
+    # NULL for events stored before 0008, whose traits are read from the trait tables.
+    sa.Column("traits", RawText, nullable=True),
     # Every listing is ORDER BY generated, message_id LIMIT n: each index ends with those two
     # columns, so an equality on its first column reads the page in order and stops at n.
     sa.Index(None, "generated", "message_id"),
