@@ -81,10 +81,20 @@ def trait_doc(trait: Trait) -> dict[str, str]:
     }
 
 
-def encode_traits(traits: Iterable[Trait]) -> str:
+def encode_traits(traits: Iterable[tuple[str, TraitType, TraitValue]]) -> str:
     """The JSON text of an event's trait documents, in :data:`BY_NAME_AND_TYPE` order: what
     the SQL driver stores beside each event and :class:`StoredTraits` decodes."""
-    return orjson.dumps([trait_doc(t) for t in sorted(traits, key=BY_NAME_AND_TYPE)]).decode()
+    names = TYPE_NAMES
+    return orjson.dumps(
+        [
+            {
+                "name": name,
+                "value": value if type(value) is str else trait_value_text(kind, value),
+                "type": names[kind],
+            }
+            for name, kind, value in sorted(traits, key=BY_NAME_AND_TYPE)
+        ]
+    ).decode()
 
 
 _TYPES_BY_NAME: dict[str, TraitType] = {kind.api_name: kind for kind in TraitType}

@@ -645,13 +645,13 @@ class SQLDriver(StorageDriver):
             TraitType.FLOAT,
         )
         to_micros, from_micros, dumps = timeutil.to_micros, timeutil.from_micros, orjson.dumps
-        as_stored, make, encode = LOADERS, new_trait, encode_traits
+        as_stored, encode = LOADERS, encode_traits
         for position, ev in enumerate(new):
             event_id = row_ids[position] if row_ids else position
             type_id = type_ids[ev.event_type]
             owners: dict[str, str] = {}
             # The traits as they read back from their rows, for event.traits (0008).
-            shown: list[Trait] = []
+            shown: list[tuple[str, TraitType, TraitValue]] = []
             read: TraitValue
             for name, kind, value in ev.traits:
                 add((type_id, name, kind))
@@ -675,7 +675,7 @@ class SQLDriver(StorageDriver):
                 else:
                     read = as_stored[kind](value)
                     append[kind]((event_id, name, read))
-                shown.append(make(Trait, (name, kind, read)))
+                shown.append((name, kind, read))
             row = (
                 ev.message_id,
                 type_id,
