@@ -170,6 +170,20 @@ def _sqlite_day(micros: ColumnElement[Any]) -> ColumnElement[int]:
     return micros.op("/", return_type=sa.BigInteger)(sa.literal_column(str(t.SQLITE_DAY_MICROS)))
 
 
+#: SQLite: the day of an event row (the expression of the day indexes, 0006).
+EVENT_DAY = _sqlite_day(t.event.c.generated)
+
+
+def _consecutive(
+    name: str, label: str, first: ColumnElement[int], last: ColumnElement[int]
+) -> sa.Select[Any]:
+    """The integers from ``first`` to ``last``, in order: a SELECT of a recursive CTE (SQLite
+    reads an IN list of it in order)."""
+    start = sa.select(first.label(label)).cte(name, recursive=True)
+    step = sa.select((start.c[label] + 1).label(label)).where(start.c[label] < last)
+    return sa.select(start.union_all(step).c[label])
+
+
 def _on_stored_days() -> ColumnElement[bool]:
     """SQLite: the event's day is one of those from the first stored event to the last, of
     those generated within the ``stored_days_low``..``stored_days_high`` parameters
@@ -189,11 +203,8 @@ def _on_stored_days() -> ColumnElement[bool]:
     )
     first = sa.select(sa.func.min(bounds.c.generated)).where(*within).scalar_subquery()
     last = sa.select(sa.func.max(bounds.c.generated)).where(*within).scalar_subquery()
-    start = sa.select(_sqlite_day(first).label("day")).cte("stored_days", recursive=True)
-    days = start.union_all(
-        sa.select((start.c.day + 1).label("day")).where(start.c.day < _sqlite_day(last))
-    )
-    return _sqlite_day(t.event.c.generated).in_(sa.select(days.c.day))
+    days = _consecutive("stored_days", "day", _sqlite_day(first), _sqlite_day(last))
+    return EVENT_DAY.in_(days)
 
 
 def _sqlite_bucket(event_id: ColumnElement[Any]) -> ColumnElement[int]:
@@ -210,13 +221,10 @@ def _on_stored_buckets(table: sa.Table) -> ColumnElement[bool]:
     bounds = table.alias(f"{table.name}_bounds")
     first = sa.select(sa.func.min(bounds.c.event_id)).scalar_subquery()
     last = sa.select(sa.func.max(bounds.c.event_id)).scalar_subquery()
-    start = sa.select(_sqlite_bucket(first).label("bucket")).cte(
-        f"{table.name}_buckets", recursive=True
+    buckets = _consecutive(
+        f"{table.name}_buckets", "bucket", _sqlite_bucket(first), _sqlite_bucket(last)
     )
-    buckets = start.union_all(
-        sa.select((start.c.bucket + 1).label("bucket")).where(start.c.bucket < _sqlite_bucket(last))
-    )
-    return _sqlite_bucket(table.c.event_id).in_(sa.select(buckets.c.bucket))
+    return _sqlite_bucket(table.c.event_id).in_(buckets)
 
 
 def stored_days_params(low: int | None, high: int | None) -> dict[str, int]:
@@ -1007,7 +1015,7 @@ class SQLDriver(StorageDriver):
     # owner's events are read day after day, in order, within the days the store holds.
 
     #: SQLite: an event's day, written as the day indexes' leading expression.
-    SQLITE_DAY = _sqlite_day(t.event.c.generated)
+    SQLITE_DAY = EVENT_DAY
     #: SQLite: the event's day is one of those the store holds (see _on_stored_days).
     ON_STORED_DAYS = _on_stored_days()
     #: SQLite, per trait table: the row's event id bucket is one of those the table holds.
@@ -1116,7 +1124,8 @@ class SQLDriver(StorageDriver):
         (on SQLite that read seeks every stored bucket, migration 0007)."""
         probe = sa.select(table.c.event_id).where(table.c.name == name, matches)
         ids = list(conn.scalars(probe.limit(MIN_SELECTIVE_TRAIT_ROWS)))
-        return sorted(set(ids)) if len(ids) < MIN_SELECTIVE_TRAIT_ROWS else None
+        # (one trait row per event and name: the ids are distinct)
+        return sorted(ids) if len(ids) < MIN_SELECTIVE_TRAIT_ROWS else None
 
     @staticmethod
     def _matches_fewer_than(
