@@ -506,8 +506,9 @@ class SQLDriver(StorageDriver):
         return current is not None and current == head
 
     def ping(self) -> None:
-        with self._tx() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        # Through _reading: a pooled connection the database closed (a restart, sessions
+        # ended) since its last use is replaced once, not reported as an outage.
+        self._reading(lambda conn: conn.execute(sa.text("SELECT 1")))
 
     def clear(self) -> None:
         with self._tx(write=True) as conn:
