@@ -1313,13 +1313,9 @@ class SQLDriver(StorageDriver):
             )
         return events
 
-    @staticmethod
-    def _type_names(conn: Connection, type_ids: set[int]) -> dict[int, str]:
-        rows = conn.execute(
-            sa.select(t.event_type.c.id, t.event_type.c.name).where(
-                t.event_type.c.id.in_(sorted(type_ids))
-            )
-        )
+    def _type_names(self, conn: Connection, type_ids: set[int]) -> dict[int, str]:
+        where, params = self._in_condition("id", sorted(type_ids))
+        rows = self._fetch(conn, f"SELECT id, name FROM event_type WHERE {where}", params)
         return {type_id: name for type_id, name in rows}
 
     def _page_details(
@@ -1336,9 +1332,7 @@ class SQLDriver(StorageDriver):
         common type on the way. Rows of kind 0 are event types: (0, id, name, ...).
         """
         if not event_ids:  # every event of the page holds its trait documents
-            where, params = self._in_condition("id", sorted(type_ids))
-            rows = self._fetch(conn, f"SELECT id, name FROM event_type WHERE {where}", params)
-            return {type_id: name for type_id, name in rows}, {}
+            return self._type_names(conn, type_ids), {}
         names: dict[int, str] = {}
         found: dict[int, list[Trait]] = {}
         # (PostgreSQL types a column of NULLs as text unless told otherwise.)
