@@ -33,7 +33,31 @@ def test_models_and_migrations_agree(driver: StorageDriver) -> None:
         diff = [entry for entry in diff if entry not in skipped]
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES["sqlite"]
         assert _trait_layout(driver) == HEAD_TRAIT_LAYOUT["sqlite"]
+    else:
+        # The event -> event_type key is declared for SQLite only (migration 0009).
+        dropped = [entry for entry in diff if entry[0] == "add_fk"]
+        assert [(fk.parent.name, fk.name) for _, fk in dropped] == [("event", EVENT_TYPE_KEY)]
+        diff = [entry for entry in diff if entry not in dropped]
+        assert EVENT_TYPE_KEY not in _event_indexes(driver, every=True)
+    assert _event_foreign_keys(driver) == (
+        {EVENT_TYPE_KEY} if driver.dialect_name == "sqlite" else set()  # type: ignore[attr-defined]
+    )
     assert diff == []
+
+
+EVENT_TYPE_KEY = "fk_event_event_type_id_event_type"
+
+
+def _event_foreign_keys(driver: StorageDriver) -> set[str | None]:
+    inspector = sa.inspect(driver.engine)  # type: ignore[attr-defined]
+    found = inspector.get_foreign_keys("event")
+    if driver.dialect_name == "sqlite":  # type: ignore[attr-defined]
+        # SQLite's keys have no names: the one there is must be the event type's.
+        assert [(fk["constrained_columns"], fk["referred_table"]) for fk in found] == [
+            (["event_type_id"], "event_type")
+        ]
+        return {EVENT_TYPE_KEY}
+    return {fk["name"] for fk in found}
 
 
 def test_upgrade_is_idempotent_and_keeps_data(driver: StorageDriver) -> None:
@@ -113,6 +137,9 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert _event_indexes(driver) == HEAD_EVENT_INDEXES[driver.dialect_name]
         assert _owner_statistics(driver) is (driver.dialect_name == "postgresql")
         assert _trait_foreign_keys(driver) == {}
+        assert _event_foreign_keys(driver) == (
+            {EVENT_TYPE_KEY} if driver.dialect_name == "sqlite" else set()
+        )
         assert _trait_layout(driver) == HEAD_TRAIT_LAYOUT[driver.dialect_name]
         # A trait row whose event is gone: possible only without the foreign keys (0003).
         with driver.engine.begin() as conn:
@@ -128,6 +155,7 @@ def test_upgrade_from_the_first_revision_keeps_data(database_url: str) -> None:
         assert _trait_foreign_keys(driver) == {
             table: ("event", "CASCADE") for table in TRAIT_TABLE_NAMES
         }
+        assert _event_foreign_keys(driver) == {EVENT_TYPE_KEY}
         assert _owner_trait_rows(driver) == 3  # written back from the columns
         assert _trait_layout(driver) == FIRST_TRAIT_LAYOUT
         with driver.engine.connect() as conn:
@@ -282,8 +310,9 @@ def _owner_statistics(driver: StorageDriver) -> bool:
     return found == 1
 
 
-def _event_indexes(driver: StorageDriver) -> dict[str, list[str]]:
-    """The event table's secondary indexes by name (not the unique message_id constraint)."""
+def _event_indexes(driver: StorageDriver, every: bool = False) -> dict[str, list[str]]:
+    """The event table's secondary indexes by name (not the unique message_id constraint,
+    nor, before 0009, the index InnoDB made for the event type key, unless ``every``)."""
     from annals.storage.sql.driver import SQLDriver
 
     assert isinstance(driver, SQLDriver)
@@ -296,7 +325,7 @@ def _event_indexes(driver: StorageDriver) -> dict[str, list[str]]:
     return {
         str(ix["name"]): [str(c) for c in ix["column_names"]]
         for ix in found
-        if not ix.get("unique") and ix["name"] != "fk_event_event_type_id_event_type"
+        if every or (not ix.get("unique") and ix["name"] != EVENT_TYPE_KEY)
     }
 
 

@@ -540,17 +540,32 @@ class SQLDriver(StorageDriver):
         if not unique:
             return RecordResult(0, tuple(repeated))
         reconnected = False
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        # Optimistic unless the last batch held stored events: no probe of the message_id
+        # index before the insert, whose unique index rejects a stored one anyway (then
+        # the batch is written again, probing). A publisher's retry is the exception.
+        probe = self._probe_next
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 type_ids = self._event_type_ids({ev.event_type for ev in unique.values()})
                 with self._tx(write=True) as conn:
-                    stored, existing = self._write_batch(conn, list(unique.values()), type_ids)
+                    stored, existing = self._write_batch(
+                        conn, list(unique.values()), type_ids, probe
+                    )
+                self._probe_next = bool(existing)
                 return RecordResult(stored, tuple(existing + repeated))
             except sa_exc.IntegrityError as exc:
-                # A concurrent writer stored one of these message_ids (or an expirer removed a
-                # cached event type) between our check and our insert: retry from scratch.
+                # A stored message_id (not probed for, or stored by a concurrent writer since
+                # the probe) or an event type an expirer removed since we cached its id
+                # (see _lock_event_types): retry from scratch, probing.
                 with self._type_lock:
                     self._type_ids.clear()
+                if not probe:
+                    probe = self._probe_next = True
+                    attempt -= 1  # the expected way to meet a duplicate: not a conflict
+                    LOG.debug("writing the batch again, probing: %s", exc.orig)
+                    continue
                 if attempt == WRITE_ATTEMPTS:
                     raise StorageError(f"Could not store events: {exc.orig}") from exc
                 LOG.info("retrying batch after a write conflict: %s", exc.orig)
@@ -568,7 +583,6 @@ class SQLDriver(StorageDriver):
                     raise
                 LOG.info("retrying batch after %s", exc.message)
                 time.sleep(0.05 * attempt)
-        raise AssertionError("unreachable")
 
     def _event_type_ids(self, names: Iterable[str]) -> dict[str, int]:
         with self._type_lock:
@@ -589,13 +603,15 @@ class SQLDriver(StorageDriver):
             return dict(self._type_ids)
 
     def _write_batch(
-        self, conn: Connection, events: list[Event], type_ids: dict[str, int]
+        self, conn: Connection, events: list[Event], type_ids: dict[str, int], probe: bool
     ) -> tuple[int, list[str]]:
         ids = [ev.message_id for ev in events]
-        existing = self._existing_message_ids(conn, ids)
+        existing = self._existing_message_ids(conn, ids) if probe else set()
         new = [ev for ev in events if ev.message_id not in existing] if existing else events
         if not new:
             return 0, [m for m in ids if m in existing]
+        if self.dialect_name != "sqlite":
+            self._lock_event_types(conn, {type_ids[ev.event_type] for ev in new})
         # SQLite and PostgreSQL: the ids are chosen before the insert (one query), so event
         # and trait rows are built in one pass and nothing is read back. MySQL: the trait
         # rows hold the event's position until the ids are read back after the insert.
@@ -698,6 +714,27 @@ class SQLDriver(StorageDriver):
 
     #: PostgreSQL: the name of event.id's sequence (asked once).
     _event_id_sequence: str | None = None
+    #: Probe for stored message ids before the next batch's insert (record_events).
+    _probe_next = False
+
+    def _lock_event_types(self, conn: Connection, type_ids: set[int]) -> None:
+        """PostgreSQL and MySQL: share-lock the event type rows a batch refers to, as the
+        per-row foreign key check did before migration 0009, once per batch.
+
+        An expirer pruning one of them (``_prune_event_type``, FOR UPDATE) waits for this
+        transaction to commit, and then sees its events; one that pruned it first makes this
+        raise IntegrityError, and the batch is written again with fresh type ids. SQLite
+        keeps the foreign key (one writer at a time; dropping it would copy the table).
+        """
+        keys = sorted(type_ids)
+        where, params = self._in_condition("id", keys)
+        lock = "FOR KEY SHARE" if self.dialect_name == "postgresql" else "LOCK IN SHARE MODE"
+        found = self._fetch(conn, f"SELECT id FROM event_type WHERE {where} {lock}", params)
+        if len(found) != len(keys):
+            gone = sorted(set(keys) - {row[0] for row in found})
+            raise sa_exc.IntegrityError(
+                "SELECT id FROM event_type", gone, Exception(f"event type ids {gone} are gone")
+            )
 
     def _existing_message_ids(self, conn: Connection, message_ids: list[str]) -> set[str]:
         """Those of ``message_ids`` already stored (probes of the unique index)."""
@@ -760,8 +797,8 @@ class SQLDriver(StorageDriver):
         """Add the (event type, trait name, type) rows that are not there yet.
 
         Not cached: the expirer (another process, often) may have pruned one since this
-        process last wrote it; the insert runs after the event rows, whose foreign key
-        check waits for a prune of their event type in progress.
+        process last wrote it; the insert runs after _lock_event_types, which waits for a
+        prune of the batch's event types in progress (SQLite: one writer at a time).
         """
         if self.dialect_name == "postgresql":
             statement = (
@@ -914,10 +951,10 @@ class SQLDriver(StorageDriver):
     def _prune_event_type(self, name: str) -> tuple[bool, list[str]]:
         """One short transaction per event type.
 
-        The event type row is locked first (FOR UPDATE): a writer inserting an event of this
-        type must lock the same row for its foreign key check, so it waits for us, and every
-        event committed before we got the lock is visible to the checks below. SQLite has one
-        writer at a time anyway (BEGIN IMMEDIATE).
+        The event type row is locked first (FOR UPDATE): a writer storing events of this type
+        share-locks the same row before it inserts them (_lock_event_types), so it waits for
+        us, and every event committed before we got the lock is visible to the checks below.
+        SQLite has one writer at a time anyway (BEGIN IMMEDIATE), and its foreign key.
         """
         ev, et, tt = t.event, t.event_type, t.trait_type
         removed: list[str] = []

@@ -14,6 +14,9 @@ Designed for the queries the API runs, not copied from Panko:
 * Trait rows carry no foreign key to their event (migration 0003): PostgreSQL checked it with
   a trigger per row, a third of the write time. The driver keeps the reference: traits are
   written in their event's transaction and deleted in the transaction that deletes it.
+  Likewise events carry none to their event type on PostgreSQL and MySQL/MariaDB (0009):
+  the writer share-locks the batch's event type rows once, which is what the per-row check
+  did (SQLDriver._lock_event_types).
 * On SQLite the trait tables are ``WITHOUT ROWID`` (migration 0005): a trait row is one entry
   of the ``(event_id, name)`` B-tree, not a rowid row plus an index entry pointing to it.
 * ``trait_type`` keeps the distinct (event type, trait name, type) triples, so listing the
@@ -88,6 +91,9 @@ event = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("message_id", sa.String(NAME_LENGTH), nullable=False, unique=True),
+    # A foreign key on SQLite only: PostgreSQL and MySQL/MariaDB dropped it in migration
+    # 0009 (the writer locks a batch's event type rows once instead of a check per event).
+    # Declared here for SQLite and for the order of ``metadata.sorted_tables``.
     sa.Column("event_type_id", sa.Integer, sa.ForeignKey("event_type.id"), nullable=False),
     sa.Column("generated", sa.BigInteger, nullable=False),
     sa.Column("project_id", sa.String(NAME_LENGTH), nullable=True),
