@@ -170,7 +170,8 @@ def _sqlite_day(micros: ColumnElement[Any]) -> ColumnElement[int]:
     return micros.op("/", return_type=sa.BigInteger)(sa.literal_column(str(t.SQLITE_DAY_MICROS)))
 
 
-#: SQLite: the day of an event row (the expression of the day indexes, 0006).
+#: SQLite: the day of an event row, written exactly as the day indexes' leading expression
+#: (0006), so that queries ordered or filtered by it use them.
 EVENT_DAY = _sqlite_day(t.event.c.generated)
 
 
@@ -1052,8 +1053,6 @@ class SQLDriver(StorageDriver):
     # SQLite keeps the owner listing indexes led by the event's day (migration 0006): the
     # owner's events are read day after day, in order, within the days the store holds.
 
-    #: SQLite: an event's day, written as the day indexes' leading expression.
-    SQLITE_DAY = EVENT_DAY
     #: SQLite: the event's day is one of those the store holds (see _on_stored_days).
     ON_STORED_DAYS = _on_stored_days()
     #: SQLite, per trait table: the row's event id bucket is one of those the table holds.
@@ -1236,7 +1235,7 @@ class SQLDriver(StorageDriver):
             keys = [source.c[k.key].desc() if k.descending else source.c[k.key].asc() for k in sort]
             if by_day and source is ev and sort[0].key == "generated":
                 # (day, generated, message_id) is the same order, and the day index's own.
-                day = self.SQLITE_DAY
+                day = EVENT_DAY
                 keys.insert(0, day.desc() if sort[0].descending else day.asc())
             return stmt.order_by(*keys)
 

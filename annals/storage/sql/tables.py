@@ -120,7 +120,7 @@ event = sa.Table(
 #: SQLite: an event's day (microseconds per day). The owner listing indexes lead with
 #: ``generated / SQLITE_DAY_MICROS`` (SQLite's integer division) so that a batch of recent
 #: events changes one day's region of each, not the end of every project's and user's range
-#: (migration 0006). Queries must write the expression exactly so (SQLDriver.SQLITE_DAY).
+#: (migration 0006). Queries must write the expression exactly so (driver.EVENT_DAY).
 SQLITE_DAY_MICROS = 86_400_000_000
 #: SQLite: index name -> owner column, each index being (day, owner, generated, message_id).
 #: Not in ``metadata``: Alembic cannot compare expression indexes; tests check them.
