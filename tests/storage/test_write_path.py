@@ -317,6 +317,18 @@ def test_stored_message_ids_are_found_without_a_probe(
     check_stored(sql_driver, list(range(25)))
 
 
+def _delete_event(conn: sa.Connection, event_id: int) -> None:
+    """What expiry deletes of one event: its trait rows and its row."""
+    for table in t.TRAIT_TABLES.values():
+        conn.execute(table.delete().where(table.c.event_id == event_id))
+    conn.execute(t.event.delete().where(t.event.c.id == event_id))
+
+
+def _row_id(conn: sa.Connection, message_id: str) -> int:
+    row_id = conn.execute(sa.select(t.event.c.id).where(t.event.c.message_id == message_id))
+    return int(row_id.scalar_one())
+
+
 def _type_of_every_event(drv: SQLDriver) -> list[tuple[str, str | None]]:
     """(message_id, event type name) of every event row, the name None for an event whose
     event type row is gone."""
@@ -340,10 +352,7 @@ def test_a_writer_whose_event_type_another_process_pruned(database_url: str) -> 
         writer.record_events([event(1, "short.lived"), event(2, "kept")])
         old_id = writer._type_ids["short.lived"]
         with expirer.engine.begin() as conn:  # expired, then pruned
-            conn.execute(t.trait_datetime.delete().where(t.trait_datetime.c.event_id <= 1))
-            conn.execute(t.trait_float.delete().where(t.trait_float.c.event_id <= 1))
-            conn.execute(t.trait_integer.delete().where(t.trait_integer.c.event_id <= 1))
-            conn.execute(t.event.delete().where(t.event.c.message_id == "m-00001"))
+            _delete_event(conn, _row_id(conn, "m-00001"))
         assert expirer._prune_metadata({"short.lived", "kept"})[0] == ("short.lived",)
         assert writer._type_ids["short.lived"] == old_id  # stale
         # No traits: the catalogue's own foreign key must not be what catches the stale id.
@@ -384,9 +393,7 @@ def test_a_writer_waits_for_a_prune_in_progress(database_url: str, pruned: bool)
                 .with_for_update()
             ).scalar()
             if pruned:
-                for table in (*t.TRAIT_TABLES.values(), t.event):
-                    key = table.c.id if table is t.event else table.c.event_id
-                    conn.execute(table.delete().where(key == 1))
+                _delete_event(conn, _row_id(conn, "m-00001"))
                 conn.execute(t.trait_type.delete().where(t.trait_type.c.event_type_id == type_id))
                 conn.execute(t.event_type.delete().where(t.event_type.c.id == type_id))
             thread = threading.Thread(target=write)
