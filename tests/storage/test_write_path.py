@@ -317,6 +317,78 @@ def test_stored_message_ids_are_found_without_a_probe(
     check_stored(sql_driver, list(range(25)))
 
 
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "new-type"])
+def test_a_writer_whose_type_cache_another_thread_clears(
+    sql_driver: SQLDriver, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    """Another writer thread of the process clears the event type cache (as record_events
+    does after an IntegrityError) while this one looks its types up: the lookup still
+    answers for every type it was asked. Before, it re-read the shared cache for its answer,
+    and concurrent writers of the same batch failed with a KeyError (seen in CI on MariaDB
+    with mysqlclient, test_contract's concurrent writers)."""
+    if cached:
+        sql_driver.record_events([event(0)])
+
+    class ClearedBetween:
+        """The driver's type lock, as it is when another thread clears the cache between
+        any two of this one's turns with it: cleared right after each release."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def __enter__(self) -> None:
+            self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+            with self.lock:
+                sql_driver._type_ids.clear()
+
+    monkeypatch.setattr(sql_driver, "_type_lock", ClearedBetween())
+    ids = sql_driver._event_type_ids({"compute.instance.create.end", "volume.create.end"})
+    assert set(ids) == {"compute.instance.create.end", "volume.create.end"}
+    assert sql_driver.record_events([event(1), event(2, "volume.create.end")]).stored == 2
+    with sql_driver.engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(t.event_type.c.name, t.event_type.c.id)).all())
+    assert ids == {name: stored[name] for name in ids}
+    got = [(e.message_id, e.event_type) for e in sql_driver.get_events(EventQuery())]
+    assert got == [("m-00000", "compute.instance.create.end")] * cached + [
+        ("m-00001", "compute.instance.create.end"),
+        ("m-00002", "volume.create.end"),
+    ]
+
+
+def test_an_event_type_pruned_while_a_writer_looks_it_up(
+    sql_driver: SQLDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The type is stored but not cached; an expirer prunes it between the writer's
+    insert-if-missing and its read of the id: the lookup fails as a write conflict, and
+    record_events writes the batch again, inserting the type anew."""
+    sql_driver.record_events([event(1, "short.lived")])
+    with sql_driver.engine.begin() as conn:
+        _delete_event(conn, _row_id(conn, "m-00001"))
+    sql_driver._type_ids.clear()
+    insert_ignore = sql_driver._insert_ignore
+    calls: list[str] = []
+
+    def pruned_first(table: sa.Table) -> object:
+        calls.append(table.name)
+        if len(calls) == 1:  # the stored row is kept, then the expirer removes it
+            return t.event_type.delete().where(t.event_type.c.name == sa.bindparam("name"))
+        return insert_ignore(table)
+
+    monkeypatch.setattr(sql_driver, "_insert_ignore", pruned_first)
+    with pytest.raises(sa.exc.IntegrityError, match="are gone"):
+        sql_driver._event_type_ids({"short.lived", "kept"})
+    assert sql_driver._type_ids == {}  # nothing cached from the failed lookup
+    calls.clear()
+    # Inside record_events: the first lookup fails alike, and the batch is written again.
+    assert sql_driver.record_events([replace(event(2, "short.lived"), traits=())]).stored == 1
+    assert calls == ["event_type", "event_type"]
+    assert _type_of_every_event(sql_driver) == [("m-00002", "short.lived")]
+    assert sql_driver.get_event_types(ALL) == ["short.lived"]
+
+
 def _delete_event(conn: sa.Connection, event_id: int) -> None:
     """What expiry deletes of one event: its trait rows and its row."""
     for table in t.TRAIT_TABLES.values():

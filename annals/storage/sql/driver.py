@@ -586,22 +586,37 @@ class SQLDriver(StorageDriver):
                 time.sleep(0.05 * attempt)
 
     def _event_type_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """The ids of the event types ``names``, inserting those not stored yet.
+
+        Built from one look at the shared cache plus what this call read: another writer of
+        this process may clear the cache at any moment (record_events, after an
+        IntegrityError), so it is never read again for the answer.
+        """
+        wanted = set(names)
         with self._type_lock:
-            missing = [n for n in names if n not in self._type_ids]
-        if missing:
-            with self._tx(write=True) as conn:
-                conn.execute(self._insert_ignore(t.event_type), [{"name": n} for n in missing])
-                for chunk in _chunks(sorted(missing)):
-                    rows = conn.execute(
-                        sa.select(t.event_type.c.name, t.event_type.c.id).where(
-                            t.event_type.c.name.in_(chunk)
-                        )
+            known = {n: self._type_ids[n] for n in wanted if n in self._type_ids}
+        missing = sorted(wanted - known.keys())
+        if not missing:
+            return known
+        with self._tx(write=True) as conn:
+            conn.execute(self._insert_ignore(t.event_type), [{"name": n} for n in missing])
+            for chunk in _chunks(missing):
+                rows = conn.execute(
+                    sa.select(t.event_type.c.name, t.event_type.c.id).where(
+                        t.event_type.c.name.in_(chunk)
                     )
-                    found = {name: type_id for name, type_id in rows}
-                    with self._type_lock:
-                        self._type_ids.update(found)
+                )
+                known.update((name, type_id) for name, type_id in rows)
+        gone = [n for n in missing if n not in known]
+        if gone:
+            # Pruned by an expirer between the insert and the read (PostgreSQL, MySQL):
+            # record_events writes the batch again.
+            raise sa_exc.IntegrityError(
+                "SELECT id FROM event_type", gone, Exception(f"event types {gone} are gone")
+            )
         with self._type_lock:
-            return dict(self._type_ids)
+            self._type_ids.update((n, known[n]) for n in missing)
+        return known
 
     def _write_batch(
         self, conn: Connection, events: list[Event], type_ids: dict[str, int], probe: bool
