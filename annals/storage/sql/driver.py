@@ -158,6 +158,15 @@ def _owner_traits(project_id: str | None, user_id: str | None, same: dict[str, s
     return found
 
 
+def _event_types_gone(what: str, gone: Sequence[Any]) -> sa_exc.IntegrityError:
+    """The error a writer raises on finding event types of its batch pruned by an expirer
+    (``gone``: their names or ids, as ``what`` says): an IntegrityError, as the foreign key
+    violation it replaces, so that record_events writes the batch again with fresh ids."""
+    return sa_exc.IntegrityError(
+        "SELECT id FROM event_type", gone, Exception(f"{what} {gone} are gone")
+    )
+
+
 def _filter_value(trait_type: TraitType, value: TraitValue) -> TraitValue | int:
     if trait_type is TraitType.DATETIME:
         assert not isinstance(value, (str, int, float))
@@ -611,9 +620,7 @@ class SQLDriver(StorageDriver):
         if gone:
             # Pruned by an expirer between the insert and the read (PostgreSQL, MySQL):
             # record_events writes the batch again.
-            raise sa_exc.IntegrityError(
-                "SELECT id FROM event_type", gone, Exception(f"event types {gone} are gone")
-            )
+            raise _event_types_gone("event types", gone)
         with self._type_lock:
             self._type_ids.update((n, known[n]) for n in missing)
         return known
@@ -748,9 +755,7 @@ class SQLDriver(StorageDriver):
         found = self._fetch(conn, f"SELECT id FROM event_type WHERE {where} {lock}", params)
         if len(found) != len(keys):
             gone = sorted(set(keys) - {row[0] for row in found})
-            raise sa_exc.IntegrityError(
-                "SELECT id FROM event_type", gone, Exception(f"event type ids {gone} are gone")
-            )
+            raise _event_types_gone("event type ids", gone)
 
     def _existing_message_ids(self, conn: Connection, message_ids: list[str]) -> set[str]:
         """Those of ``message_ids`` already stored (probes of the unique index)."""
