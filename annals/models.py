@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ class StoredTraits(Sequence["Trait"]):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RawJSON:
-    """A raw payload still in the JSON text it was stored as (``orjson.dumps`` output).
+    """A raw payload still in JSON text: as it was stored, or as a publisher sent it.
 
     Storage hands payloads over in this form so that a JSON response can copy the text
     as it is instead of decoding and encoding it again; :func:`decode_raw` gives the value.
@@ -173,7 +174,13 @@ class RawJSON:
     text: str
 
     def decode(self) -> Any:
-        return orjson.loads(self.text)
+        try:
+            return orjson.loads(self.text)
+        except orjson.JSONDecodeError:
+            # A payload kept as it was sent (ingest.events.parse_body) is valid JSON, and may
+            # still hold a number beyond a double's range (1e400), which orjson refuses: the
+            # standard library reads it, as Python's json module read it for Panko (inf).
+            return json.loads(self.text)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RawJSON):
@@ -195,8 +202,9 @@ class Event:
     generated: dt.datetime  # naive, UTC
     #: A tuple, or (events read from storage) :class:`StoredTraits`.
     traits: Sequence[Trait] = ()
-    #: The notification as received: its decoded JSON value, or the stored text as
-    #: :class:`RawJSON` (events read from storage); :func:`decode_raw` gives the value.
+    #: The notification as received: its decoded JSON value, or JSON text as :class:`RawJSON`
+    #: (events read from storage, and those ingest.events.parse_body took from a request
+    #: body, as sent); :func:`decode_raw` gives the value.
     raw: Any = field(default_factory=dict)
 
     def string_trait(self, name: str) -> str | None:

@@ -5,8 +5,13 @@ One document per event::
     {"message_id": "...", "event_type": "...", "generated": "2024-05-01T12:00:00.123456",
      "traits": [["name", dtype, value], ...], "raw": {...}}
 
-``dtype`` is 1 string, 2 integer, 3 float, 4 datetime; 0 (none) is stored as a string.
+````dtype`` is 1 string, 2 integer, 3 float, 4 datetime; 0 (none) is stored as a string.
 Everything is checked before anything is stored, so a batch is accepted or refused whole.
+
+A request body goes through :func:`parse_body`: documents of exactly that plain shape are
+decoded by msgspec straight into typed fields, with the raw payload left as the JSON text it
+arrived in (never built into Python objects, never encoded again). Anything else, errors
+included, goes through orjson and :func:`parse_batch`, whose checks and error texts decide.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import datetime as dt
 import math
 from typing import Any
 
+import msgspec
+import orjson
+
 from annals import timeutil
 from annals.errors import InvalidEvent
 from annals.models import (
@@ -22,6 +30,7 @@ from annals.models import (
     OWNER_TRAITS,
     STRING_VALUE_LENGTH,
     Event,
+    RawJSON,
     Trait,
     TraitType,
     TraitValue,
@@ -155,7 +164,14 @@ def _fast_value(dtype: int, name: str, value: Any) -> TraitValue | None:
     return None
 
 
-def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
+class _NotPlain(Exception):
+    """A document :func:`parse_body`'s fast path leaves to the full parser."""
+
+
+def _traits(raw_traits: Any, where: str, plain_only: bool = False) -> tuple[Trait, ...]:
+    """The traits of one document. ``plain_only``: raise _NotPlain on the first item the fast
+    path below does not accept, instead of judging it (parse_body then parses the body with
+    orjson and the full checks)."""
     if raw_traits is None:
         return ()
     if not isinstance(raw_traits, list):
@@ -197,6 +213,8 @@ def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
                     if seen is not None:
                         seen.add((name, trait_type))
                     continue
+        if plain_only:
+            raise _NotPlain
         if seen is None:
             seen = {(trait.name, trait.type) for trait in traits}
         trait = _trait(item, position, where, seen)
@@ -230,3 +248,64 @@ def parse_batch(docs: Any) -> list[Event]:
     if not isinstance(docs, list):
         raise InvalidEvent("the body must be an event object or a list of event objects")
     return [parse_event(doc, f"event {index}") for index, doc in enumerate(docs)]
+
+
+class _PlainDocument(msgspec.Struct):
+    """One event document of the plain shape publishers send, as :func:`parse_body`'s fast
+    path decodes it: names and timestamp as strings, traits as ``[name, dtype, value]``
+    lists, and the raw payload as the JSON text received. Other fields are ignored, as
+    :func:`parse_event` ignores them; a field of another type fails the decoding."""
+
+    message_id: str
+    event_type: str
+    generated: str
+    traits: list[list[Any]] | None = None
+    raw: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+_decode_plain = msgspec.json.Decoder(list[_PlainDocument]).decode
+
+#: What sends a body from parse_body's fast path to the full parser: a document or trait not
+#: of the plain shape, a value the full checks refuse, invalid JSON or UTF-8, a depth limit.
+_NOT_PLAIN = (_NotPlain, InvalidEvent, msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
+
+
+def _parse_plain(body: bytes) -> list[Event]:
+    """The events of a body of plain documents; raises one of _NOT_PLAIN otherwise."""
+    events: list[Event] = []
+    keep = events.append
+    for doc in _decode_plain(body):
+        message_id = _event_name(doc.message_id, "event", "message_id")
+        event_type = _event_name(doc.event_type, "event", "event_type")
+        generated = _plain_datetime(doc.generated)
+        if generated is None:
+            raise _NotPlain
+        traits = _traits(doc.traits, "event", plain_only=True)
+        # msgspec checked the payload's JSON syntax; its text is kept as it was sent
+        # (strict UTF-8, as orjson would require). ``null`` is no payload, as in parse_event.
+        raw = bytes(doc.raw).decode()
+        keep(
+            Event(
+                message_id, event_type, generated, traits, RawJSON("{}" if raw == "null" else raw)
+            )
+        )
+    return events
+
+
+def parse_body(body: bytes) -> list[Event]:
+    """A request body (JSON text: one event document or a list of them) -> events; all or
+    nothing.
+
+    The same events as ``parse_batch(orjson.loads(body))``, or the same InvalidEvent; the
+    raw payloads of plain documents are kept as the JSON text received (:class:`RawJSON`)
+    rather than decoded. Invalid JSON is InvalidEvent("Request is not in valid JSON format").
+    """
+    try:
+        return _parse_plain(body)
+    except _NOT_PLAIN:
+        pass
+    try:
+        docs = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidEvent("Request is not in valid JSON format") from None
+    return parse_batch(docs)

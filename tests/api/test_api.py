@@ -339,3 +339,28 @@ def test_nul_bytes_are_client_errors(client: httpx.Client) -> None:
     assert client.get("/v2/events", params={"marker": "m\x00"}, headers=ADMIN).status_code == 400
     assert client.get("/v2/events/m%00x", headers=ADMIN).status_code == 404
     assert len(all_events(client)) == 1
+
+
+def test_raw_payload_is_stored_as_sent(client: httpx.Client) -> None:
+    """A plain publisher body keeps its raw payload's text: spacing, and numbers beyond a
+    double's range (valid JSON; Panko's json module read them as inf), which orjson refuses.
+    JSON responses copy the text; XML ones decode it."""
+    body = (
+        b'[{"message_id": "m-raw", "event_type": "t", "generated": "2024-05-01T00:00:00", '
+        b'"traits": [["project_id", 1, "project-admin"]], '
+        b'"raw": {"big": 1e400, "n": 123456789012345678901234567890, "s": "\\u00e9"}}]'
+    )
+    resp = client.post(
+        "/v2/events", content=body, headers={"Content-Type": "application/json", **ADMIN}
+    )
+    assert resp.status_code == 201, resp.text
+    got = client.get("/v2/events/m-raw", headers=ADMIN)
+    assert got.status_code == 200
+    assert b'"raw":{"big": 1e400, "n": 123456789012345678901234567890, "s": "\\u00e9"}' in (
+        got.content
+    )
+    raw = json.loads(got.content)["raw"]
+    assert raw["big"] == float("inf") and raw["n"] == 123456789012345678901234567890
+    xml = client.get("/v2/events/m-raw", headers={**ADMIN, "Accept": "application/xml"})
+    assert xml.status_code == 200
+    assert b"{'big': inf, 'n': 123456789012345678901234567890" in xml.content  # Panko's repr

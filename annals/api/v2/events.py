@@ -6,14 +6,13 @@ import logging
 from dataclasses import replace
 
 import falcon
-import orjson
 
 from annals import policy, query
 from annals.api import params as request_params
 from annals.api import serializers
 from annals.api.v2.base import Resource
-from annals.errors import InvalidEvent, InvalidQuery, NotFound
-from annals.ingest.events import parse_batch
+from annals.errors import InvalidQuery, NotFound
+from annals.ingest.events import parse_body
 
 LOG = logging.getLogger(__name__)
 
@@ -61,11 +60,7 @@ class Events(Resource):
         mime = (req.content_type or "").split(";")[0].strip().lower()
         if mime != "application/json":
             raise request_params.UnsupportedMediaType(f"Unknown mimetype: {mime}")
-        try:
-            docs = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise InvalidEvent("Request is not in valid JSON format") from None
-        events = parse_batch(docs)
+        events = parse_body(body)
         result = self.driver.record_events(events)
         LOG.info("recorded %d events (%d duplicates)", result.stored, len(result.duplicates))
         doc = {

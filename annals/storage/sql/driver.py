@@ -730,7 +730,7 @@ class SQLDriver(StorageDriver):
                 to_micros(ev.generated),
                 owners.get("project_id"),
                 owners.get("user_id"),
-                dumps(ev.raw).decode(),
+                raw.text if type(raw := ev.raw) is RawJSON else dumps(raw).decode(),
                 encode(shown),
             )
             yield (event_id, *row) if row_ids else row
