@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from annals.errors import InvalidEvent
 from annals.ingest.events import parse_batch, parse_body
-from annals.models import Event, RawJSON, TraitType
+from annals.models import Event, RawJSON, Trait, TraitType
 from tests.ingest.test_parse_fast_path import documents, trait_lists
 
 
@@ -105,7 +105,7 @@ def test_plain_documents_keep_their_raw_payload_as_sent() -> None:
     assert isinstance(event.raw, RawJSON)
     assert event.raw.text == '{"b": 1,  "a": [1, 2.50], "c": "\\u00e9"}'
     assert event.raw == {"b": 1, "a": [1, 2.5], "c": "é"}
-    expected = (("host", TraitType.STRING, "h"),)
+    expected = (Trait("host", TraitType.STRING, "h"),)
     assert event == Event("m", "t", dt.datetime(2024, 5, 1, 12), expected, event.raw)
 
 
