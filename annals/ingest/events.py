@@ -5,7 +5,7 @@ One document per event::
     {"message_id": "...", "event_type": "...", "generated": "2024-05-01T12:00:00.123456",
      "traits": [["name", dtype, value], ...], "raw": {...}}
 
-````dtype`` is 1 string, 2 integer, 3 float, 4 datetime; 0 (none) is stored as a string.
+``dtype`` is 1 string, 2 integer, 3 float, 4 datetime; 0 (none) is stored as a string.
 Everything is checked before anything is stored, so a batch is accepted or refused whole.
 
 A request body goes through :func:`parse_body`: documents of exactly that plain shape are
