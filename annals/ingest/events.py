@@ -250,6 +250,27 @@ def parse_batch(docs: Any) -> list[Event]:
     return [parse_event(doc, f"event {index}") for index, doc in enumerate(docs)]
 
 
+def _plain_traits(items: list[tuple[str, int, Any]]) -> tuple[Trait, ...]:
+    """The traits of a plain document, whose ``[name, dtype, value]`` shape msgspec has
+    checked (a string, an integer, a scalar): the checks of :func:`_traits`' fast path on
+    the rest. Raises _NotPlain where that fast path would hand the item to :func:`_trait`."""
+    traits: list[Trait] = []
+    names: set[str] = set()
+    make, keep, add, string = new_trait, traits.append, names.add, TraitType.STRING
+    for name, dtype, value in items:
+        if name in names or not 0 < len(name) <= NAME_LENGTH or "\x00" in name:
+            raise _NotPlain
+        stored: TraitValue | None
+        if dtype == 1 and type(value) is str and len(value) <= NAME_LENGTH and "\x00" not in value:
+            keep(make(Trait, (name, string, value)))
+        elif 0 <= dtype <= 4 and (stored := _fast_value(dtype, name, value)) is not None:
+            keep(make(Trait, (name, DTYPES[dtype], stored)))
+        else:
+            raise _NotPlain
+        add(name)
+    return tuple(traits)
+
+
 class _PlainDocument(msgspec.Struct):
     """One event document of the plain shape publishers send, as :func:`parse_body`'s fast
     path decodes it: names and timestamp as strings, traits as ``[name, dtype, value]``
@@ -259,7 +280,7 @@ class _PlainDocument(msgspec.Struct):
     message_id: str
     event_type: str
     generated: str
-    traits: list[list[Any]] | None = None
+    traits: list[tuple[str, int, str | int | float | None]] | None = None
     raw: msgspec.Raw = msgspec.Raw(b"{}")
 
 
@@ -280,7 +301,7 @@ def _parse_plain(body: bytes) -> list[Event]:
         generated = _plain_datetime(doc.generated)
         if generated is None:
             raise _NotPlain
-        traits = _traits(doc.traits, "event", plain_only=True)
+        traits = _plain_traits(doc.traits) if doc.traits else ()
         # msgspec checked the payload's JSON syntax; its text is kept as it was sent
         # (strict UTF-8, as orjson would require). ``null`` is no payload, as in parse_event.
         raw = bytes(doc.raw).decode()
