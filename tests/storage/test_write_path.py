@@ -22,7 +22,7 @@ from annals.models import Event, Trait, TraitDescription, TraitType
 from annals.query import EventQuery, Scope
 from annals.storage import get_driver
 from annals.storage.sql import tables as t
-from annals.storage.sql.driver import SQLDriver
+from annals.storage.sql.driver import SQLITE_ROWS_PER_INSERT, SQLDriver
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.db
@@ -57,6 +57,24 @@ def check_stored(drv: SQLDriver, numbers: list[int]) -> None:
         assert stored == replace(sent, traits=in_order)  # raw included
 
 
+def check_trait_rows(drv: SQLDriver, numbers: list[int]) -> None:
+    """Every non-owner trait of the events ``numbers`` has its row, at its own event (the rows
+    trait filters read; check_stored reads the event's trait document)."""
+    ev = t.event
+    with drv.engine.connect() as conn:
+        for table, name in ((t.trait_integer, "n"), (t.trait_float, "half")):
+            rows = conn.execute(
+                sa.select(ev.c.message_id, table.c.value)
+                .join(table, table.c.event_id == ev.c.id)
+                .where(table.c.name == name)
+            ).all()
+            expected = {f"m-{n:05d}": n if name == "n" else n / 2 for n in numbers}
+            assert len(rows) == len(numbers)
+            assert dict(rows) == expected
+        count = conn.execute(sa.select(sa.func.count()).select_from(t.trait_datetime)).scalar()
+        assert count == len(numbers)
+
+
 def test_traits_go_to_their_own_event_across_batches(sql_driver: SQLDriver) -> None:
     first = sql_driver.record_events([event(n) for n in range(0, 300)])
     assert (first.stored, first.duplicates) == (300, ())
@@ -72,6 +90,36 @@ def test_traits_go_to_their_own_event_across_batches(sql_driver: SQLDriver) -> N
     assert {m: (p, u) for m, p, u in owners} == {
         f"m-{n:05d}": (f"p{n % 3}", f"u{n}") for n in range(520)
     }
+
+
+def test_large_batches_of_trait_rows(sql_driver: SQLDriver) -> None:
+    """Batches with more trait rows of a type than one multi-row INSERT takes on SQLite
+    (SQLITE_ROWS_PER_INSERT): whole statements plus a remainder, every row at its event."""
+    count = 2 * SQLITE_ROWS_PER_INSERT + 37
+    assert sql_driver.record_events([event(n) for n in range(count)]).stored == count
+    assert sql_driver.record_events([event(n) for n in range(count, count + 3)]).stored == 3
+    check_stored(sql_driver, list(range(count + 3)))
+    check_trait_rows(sql_driver, list(range(count + 3)))
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_multi_row_inserts_respect_the_parameter_limit(sql_driver: SQLDriver) -> None:
+    """A SQLite built with a low limit on bound parameters (999 before 3.32; 10 here, so
+    three trait rows per statement) still stores every row."""
+
+    def low_limit(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+
+    sa.event.listen(sql_driver.engine, "connect", low_limit)
+    sql_driver.engine.dispose()
+    with sql_driver.engine.connect() as conn:
+        limit = conn.connection.dbapi_connection.getlimit(  # type: ignore[union-attr]
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+        )
+    assert limit == 10
+    assert sql_driver.record_events([event(n) for n in range(25)]).stored == 25
+    check_stored(sql_driver, list(range(25)))
+    check_trait_rows(sql_driver, list(range(25)))
 
 
 def test_ids_after_the_newest_events_were_deleted(sql_driver: SQLDriver) -> None:
