@@ -168,10 +168,8 @@ class _NotPlain(Exception):
     """A document :func:`parse_body`'s fast path leaves to the full parser."""
 
 
-def _traits(raw_traits: Any, where: str, plain_only: bool = False) -> tuple[Trait, ...]:
-    """The traits of one document. ``plain_only``: raise _NotPlain on the first item the fast
-    path below does not accept, instead of judging it (parse_body then parses the body with
-    orjson and the full checks)."""
+def _traits(raw_traits: Any, where: str) -> tuple[Trait, ...]:
+    """The traits of one document (:func:`_plain_traits` is parse_body's fast path's own)."""
     if raw_traits is None:
         return ()
     if not isinstance(raw_traits, list):
@@ -213,8 +211,6 @@ def _traits(raw_traits: Any, where: str, plain_only: bool = False) -> tuple[Trai
                     if seen is not None:
                         seen.add((name, trait_type))
                     continue
-        if plain_only:
-            raise _NotPlain
         if seen is None:
             seen = {(trait.name, trait.type) for trait in traits}
         trait = _trait(item, position, where, seen)
