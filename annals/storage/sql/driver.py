@@ -894,13 +894,13 @@ class SQLDriver(StorageDriver):
         per-row parameter processing matters here: these are the hottest loops of ingestion."""
         dbapi_conn: Any = conn.connection.dbapi_connection
         names = ", ".join(columns)
+        head = f"INSERT INTO {table.name} ({names}) VALUES "
+        marker = "?" if self.dialect_name == "sqlite" else "%s"
+        one_row = f"({', '.join([marker] * len(columns))})"
         if self.dialect_name == "postgresql":
             statement = f"COPY {table.name} ({names}) FROM STDIN"
         else:
-            marker = "?" if self.dialect_name == "sqlite" else "%s"
-            statement = (
-                f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([marker] * len(columns))})"
-            )
+            statement = head + one_row
         cursor = dbapi_conn.cursor()
         try:
             if self.dialect_name == "postgresql":
@@ -908,7 +908,7 @@ class SQLDriver(StorageDriver):
                     for row in rows:
                         copy.write_row(row)
             elif self.dialect_name == "sqlite":
-                self._insert_sqlite(dbapi_conn, cursor, statement, len(columns), rows)
+                self._insert_sqlite(cursor, head, one_row, len(columns), rows)
             else:
                 cursor.executemany(statement, rows)
         except self.engine.dialect.loaded_dbapi.Error as exc:
@@ -918,10 +918,11 @@ class SQLDriver(StorageDriver):
 
     @staticmethod
     def _insert_sqlite(
-        dbapi_conn: Any, cursor: Any, statement: str, width: int, rows: Iterable[tuple[Any, ...]]
+        cursor: Any, head: str, one_row: str, width: int, rows: Iterable[tuple[Any, ...]]
     ) -> None:
-        """SQLite: ``rows`` inserted by ``statement`` (one row's INSERT): trait rows (three
-        columns) in statements of SQLITE_ROWS_PER_INSERT rows each, the rest one at a time.
+        """SQLite: ``rows`` inserted by ``head`` (``INSERT INTO t (...) VALUES ``) followed
+        by ``one_row``'s markers: trait rows (three columns) in statements of
+        SQLITE_ROWS_PER_INSERT rows each, the rest one at a time.
 
         One statement per row costs SQLite a VDBE run and the sqlite3 module a reset and a
         bind loop per row; for the small trait rows a multi-row INSERT (compiled once, then
@@ -932,20 +933,18 @@ class SQLDriver(StorageDriver):
         connection's limit on bound parameters (32,766 since SQLite 3.32, 999 before).
         """
         rows = rows if isinstance(rows, list) else list(rows)
-        if width > SQLITE_MULTI_ROW_WIDTH:
-            cursor.executemany(statement, rows)
-            return
-        limit = dbapi_conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        per = min(SQLITE_ROWS_PER_INSERT, limit // width)
-        whole = len(rows) - len(rows) % per if per > 1 else 0
+        whole = 0
+        if width <= SQLITE_MULTI_ROW_WIDTH:
+            limit = cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            per = min(SQLITE_ROWS_PER_INSERT, limit // width)
+            whole = len(rows) - len(rows) % per if per > 1 else 0
         if whole:
-            head, one_row = statement.split(" VALUES ", 1)
-            many = f"{head} VALUES {', '.join([one_row] * per)}"
+            many = head + ", ".join([one_row] * per)
             flat = itertools.chain.from_iterable
             for start in range(0, whole, per):
                 cursor.execute(many, tuple(flat(rows[start : start + per])))
         if whole < len(rows):
-            cursor.executemany(statement, rows[whole:])
+            cursor.executemany(head + one_row, rows[whole:])
 
     # --- expiry -----------------------------------------------------------------------------
 
