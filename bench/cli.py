@@ -1,4 +1,4 @@
-"""``python -m bench``: generate, run, report, chart, migrations."""
+"""``python -m bench``: generate, run, report, chart, migrations, walpages, cpusplit."""
 
 from __future__ import annotations
 
@@ -121,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     wal.add_argument("--before", type=int, default=60, help="batches loaded first")
     wal.add_argument("--results-dir", type=Path, default=RESULTS)
 
+    cpu = sub.add_parser(
+        "cpusplit",
+        help="CPU time of an HTTP load: API server, database server, client, idle",
+    )
+    cpu.add_argument("--engine", choices=ENGINES, default="sqlite")
+    cpu.add_argument("--events", type=_size, default=100_000, help="data set size, e.g. 100k")
+    cpu.add_argument("--seed", type=int, default=42)
+    cpu.add_argument("--batch", type=int, default=1000, help="events per POST")
+    cpu.add_argument("--clients", type=int, default=1, help="concurrent HTTP clients")
+    cpu.add_argument("--workers", type=int, default=2, help="API worker processes")
+    cpu.add_argument("--results-dir", type=Path, default=RESULTS)
+
     ch = sub.add_parser("chart", help="PNG chart from result files")
     ch.add_argument("files", nargs="+", type=Path)
     ch.add_argument("--out", type=Path, default=Path("docs/benchmark.png"))
@@ -145,6 +157,18 @@ def main(argv: list[str] | None = None) -> int:
 
         data, _plan = ensure_dataset(args.results_dir / "data", args.events, args.seed)
         return walpages.main(data, args.results_dir / "work", args.before)
+    if args.command == "cpusplit":
+        from bench import cpusplit
+
+        data, _plan = ensure_dataset(args.results_dir / "data", args.events, args.seed)
+        return cpusplit.main(
+            args.engine,
+            data,
+            workdir=args.results_dir / "work",
+            batch_size=args.batch,
+            clients=args.clients,
+            workers=args.workers,
+        )
     if args.command == "chart":
         from bench.chart import draw
 

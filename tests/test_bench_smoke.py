@@ -156,3 +156,38 @@ def test_walpages_maps_one_batch_to_its_btrees(tmp_path: Path) -> None:
     for btree in ("event", "sqlite_autoindex_event_1", "trait_string"):
         assert counts.get(btree, 0) > 0, proc.stdout
     assert counts["all"] == sum(v for k, v in counts.items() if k != "all")
+
+
+@pytest.mark.db
+@pytest.mark.slow
+def test_cpusplit_smoke(database_url: str, tmp_path: Path) -> None:
+    """``bench cpusplit`` loads a tiny data set over HTTP and splits its CPU time; on a
+    client-server engine it finds the database server's processes and their work."""
+    engine = database_url.split(":", 1)[0].split("+", maxsplit=1)[0]
+    engine = "mysql" if engine == "mariadb" else engine
+    results = tmp_path / "results"
+    proc = _bench(
+        "cpusplit", "--engine", engine, "--events", str(EVENTS), "--batch", "300",
+        "--workers", "2", "--results-dir", str(results),
+    )  # fmt: skip
+    # Read once both workers run (the server answers as soon as one does): master + 2.
+    assert f"{engine}: 3 API processes" in proc.stdout
+    assert f"{engine}: {EVENTS:,} events in 4 batches" in proc.stdout
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[1].replace(".", "").isdigit():
+            rows[cells[0]] = (float(cells[1]), float(cells[2]))
+    idle = [name for name in rows if name.startswith("idle, of ")]
+    assert len(idle) == 1
+    assert set(rows) - set(idle) == {
+        "wall",
+        "API server (master and workers)",
+        f"database server ({engine})",
+        "client (this process)",
+    }
+    assert rows["wall"][0] > 0 and rows["API server (master and workers)"][0] > 0
+    database = rows[f"database server ({engine})"][0]
+    assert database == 0 if engine == "sqlite" else database > 0
+    # The load's database is dropped afterwards.
+    assert not list((results / "work").glob("annals_cpusplit.sqlite*"))
