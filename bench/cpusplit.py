@@ -22,8 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import servers
-from bench.lines import ADMIN_USER
+from bench import lines, servers
 from bench.run import post_batches
 
 #: Process names of each engine's server (psutil's ``name()``).
@@ -123,11 +122,8 @@ def measure(
     workdir.mkdir(parents=True, exist_ok=True)
     url = servers.fresh_database(engine, DATABASE, workdir)
     try:
-        port = servers.free_port()
-        conf = servers.annals_config(workdir, url, port, workers)
-        if engine != "sqlite":
-            servers.annals("dbsync", "--config-file", str(conf))
-        admin = {"X-User-Id": ADMIN_USER, "X-Project-Id": "bench", "X-Roles": "admin"}
+        conf, port = servers.annals_for_new_database(engine, workdir, url, workers)
+        admin = dict(lines.admin("bench"))
         with servers.annals_server(conf, port, workdir / "annals-cpusplit.log") as srv:
             api = _server_tree(srv.pid, workers)
             time.sleep(1)  # the last worker's start-up, not counted

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import exc as sa_exc
 
-from bench import servers
+from bench import lines, servers
 from bench.data import DataPlan, ensure_dataset
 from bench.httpdriver import (
     Client,
@@ -31,7 +31,7 @@ from bench.httpdriver import (
     parallel_gets,
     throughput,
 )
-from bench.lines import ADMIN_USER, LINES, page_request, throughput_requests
+from bench.lines import LINES, page_request, throughput_requests
 
 INGEST_METHODS = ("import", "http_100", "http_1000")
 RETRIES = 3
@@ -193,10 +193,7 @@ def _ingest_once(
     url = servers.fresh_database(opts.engine, servers.ANNALS_DB, opts.workdir)
     os.sync()
     time.sleep(SETTLE_SECONDS)
-    port = servers.free_port()
-    conf = servers.annals_config(opts.workdir, url, port, opts.workers)
-    if opts.engine != "sqlite":
-        servers.annals("dbsync", "--config-file", str(conf))
+    conf, port = servers.annals_for_new_database(opts.engine, opts.workdir, url, opts.workers)
     if method == "import":
         start = time.perf_counter()
         done = servers.annals(
@@ -225,7 +222,7 @@ def ingest_annals(opts: Options, data_file: Path, log: Log) -> tuple[dict[str, A
     results: dict[str, Any] = {}
     url = servers.database_url(opts.engine, servers.ANNALS_DB, opts.workdir)
     methods = [m for m in INGEST_METHODS if m in opts.ingest]
-    admin = {"X-User-Id": ADMIN_USER, "X-Project-Id": "bench", "X-Roles": "admin"}
+    admin = dict(lines.admin("bench"))
     for method in methods:
         rates: list[float] = []
         for attempt in range(opts.ingest_repeat):

@@ -116,6 +116,17 @@ def annals_config(workdir: Path, url: str, port: int, workers: int) -> Path:
     )
 
 
+def annals_for_new_database(engine: str, workdir: Path, url: str, workers: int) -> tuple[Path, int]:
+    """The configuration and free port of an ``annals serve`` on the empty database ``url``,
+    whose schema is created first where the server does not create it (``annals dbsync``:
+    PostgreSQL, MySQL/MariaDB; ``serve`` creates a SQLite one itself)."""
+    port = free_port()
+    conf = annals_config(workdir, url, port, workers)
+    if engine != "sqlite":
+        annals("dbsync", "--config-file", str(conf))
+    return conf, port
+
+
 def annals(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     """Run an ``annals`` subcommand in this interpreter's environment."""
     return subprocess.run(

@@ -164,7 +164,6 @@ def test_cpusplit_smoke(database_url: str, tmp_path: Path) -> None:
     """``bench cpusplit`` loads a tiny data set over HTTP and splits its CPU time; on a
     client-server engine it finds the database server's processes and their work."""
     engine = database_url.split(":", 1)[0].split("+", maxsplit=1)[0]
-    engine = "mysql" if engine == "mariadb" else engine
     results = tmp_path / "results"
     proc = _bench(
         "cpusplit", "--engine", engine, "--events", str(EVENTS), "--batch", "300",
