@@ -27,8 +27,9 @@ Designed for the queries the API runs, not copied from Panko:
   value indexes with the event id's bucket (migration 0007, SQLITE_BUCKET_INDEXES). Reads
   walk the buckets in order (the driver's ON_STORED_DAYS / ON_STORED_BUCKETS).
 
-On MySQL/MariaDB every table is utf8mb4 with a binary collation: values compare exactly as on
-PostgreSQL and SQLite (case- and accent-sensitive).
+Strings compare in byte order on every engine (case- and accent-sensitive, the same order
+everywhere): MySQL/MariaDB tables are utf8mb4 with a binary collation, PostgreSQL's string
+columns are ``COLLATE "C"`` (migration 0010), SQLite compares ``BINARY``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 
 from annals.models import NAME_LENGTH, STRING_VALUE_LENGTH, TraitType
 
@@ -78,11 +79,20 @@ def _not_sqlite(
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 RawText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
+
+def _string(length: int) -> sa.types.TypeEngine[str]:
+    """A string column, compared in byte order on every engine: ``COLLATE "C"`` on PostgreSQL
+    (migration 0010), as SQLite's ``BINARY`` and MySQL's ``utf8mb4_bin`` (MYSQL_TABLE_ARGS)."""
+    return sa.String(length).with_variant(postgresql.VARCHAR(length, collation="C"), "postgresql")
+
+
+Name = _string(NAME_LENGTH)
+
 event_type = sa.Table(
     "event_type",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(NAME_LENGTH), nullable=False, unique=True),
+    sa.Column("name", Name, nullable=False, unique=True),
     **MYSQL_TABLE_ARGS,
 )
 
@@ -90,14 +100,14 @@ event = sa.Table(
     "event",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("message_id", sa.String(NAME_LENGTH), nullable=False, unique=True),
+    sa.Column("message_id", Name, nullable=False, unique=True),
     # A foreign key on SQLite only: PostgreSQL and MySQL/MariaDB dropped it in migration
     # 0009 (the writer locks a batch's event type rows once instead of a check per event).
     # Declared here for SQLite and for the order of ``metadata.sorted_tables``.
     sa.Column("event_type_id", sa.Integer, sa.ForeignKey("event_type.id"), nullable=False),
     sa.Column("generated", sa.BigInteger, nullable=False),
-    sa.Column("project_id", sa.String(NAME_LENGTH), nullable=True),
-    sa.Column("user_id", sa.String(NAME_LENGTH), nullable=True),
+    sa.Column("project_id", Name, nullable=True),
+    sa.Column("user_id", Name, nullable=True),
     sa.Column("raw", RawText, nullable=True),
     # The event's trait documents as the API shows them (models.encode_traits), written with
     # the trait rows (migration 0008): a page copies them instead of reading every trait row.
@@ -149,7 +159,7 @@ def _trait_table(name: str, value_type: sa.types.TypeEngine[Any]) -> sa.Table:
         name,
         metadata,
         sa.Column("event_id", BigId, primary_key=True),
-        sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("name", Name, primary_key=True),
         sa.Column("value", value_type, nullable=False),
         # PostgreSQL and MySQL/MariaDB; SQLite's leads with the event id's bucket (0007).
         sa.Index(None, "name", "value", "event_id").ddl_if(callable_=_not_sqlite),
@@ -159,7 +169,7 @@ def _trait_table(name: str, value_type: sa.types.TypeEngine[Any]) -> sa.Table:
     )
 
 
-trait_string = _trait_table("trait_string", sa.String(STRING_VALUE_LENGTH))
+trait_string = _trait_table("trait_string", _string(STRING_VALUE_LENGTH))
 trait_integer = _trait_table("trait_integer", sa.BigInteger())
 trait_float = _trait_table("trait_float", sa.Double())
 trait_datetime = _trait_table("trait_datetime", sa.BigInteger())  # microseconds since epoch
@@ -180,7 +190,7 @@ trait_type = sa.Table(
         sa.ForeignKey("event_type.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
+    sa.Column("name", Name, primary_key=True),
     sa.Column("type", sa.SmallInteger, primary_key=True, autoincrement=False),
     **MYSQL_TABLE_ARGS,
 )
