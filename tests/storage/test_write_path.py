@@ -11,6 +11,7 @@ import multiprocessing
 import shutil
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,11 +49,13 @@ def event(n: int, event_type: str = "compute.instance.create.end") -> Event:
     )
 
 
-def check_stored(drv: SQLDriver, numbers: list[int]) -> None:
+def check_stored(
+    drv: SQLDriver, numbers: list[int], make: Callable[[int], Event] | None = None
+) -> None:
     got = drv.get_events(EventQuery(limit=10_000))
     assert [e.message_id for e in got] == [f"m-{n:05d}" for n in sorted(numbers)]
     for stored in got:
-        sent = event(int(stored.message_id[2:]))
+        sent = (make or event)(int(stored.message_id[2:]))
         in_order = tuple(sorted(sent.traits, key=lambda tr: (tr.name, tr.type)))
         assert stored == replace(sent, traits=in_order)  # raw included
 
@@ -532,3 +535,101 @@ def test_a_writer_waits_for_a_prune_in_progress(database_url: str, pruned: bool)
     finally:
         writer.close()
         expirer.close()
+
+
+def tagged(n: int, tag: str = "fine") -> Event:
+    """event(n) with string traits besides the owners (trait_string rows, which PostgreSQL
+    writes over a second connection), one of them ``tag``."""
+    base = event(n)
+    strings = (Trait("host", TraitType.STRING, f"h{n % 7}"), Trait("tag", TraitType.STRING, tag))
+    return replace(base, traits=(*base.traits, *strings))
+
+
+#: A row the database itself refuses: a trigger on ``table`` (per engine) rejecting the
+#: value "boom" in ``column``.
+REFUSALS = {
+    "sqlite": (
+        "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} WHEN NEW.{column} = 'boom' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.{column} = 'boom' THEN RAISE EXCEPTION 'refused by the test'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_{table}()",
+    ),
+    "mysql": (
+        "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW "
+        "BEGIN IF NEW.{column} = 'boom' THEN "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END",
+    ),
+}
+
+
+def _refuse(drv: SQLDriver, table: str, column: str) -> None:
+    with drv.engine.begin() as conn:
+        for statement in REFUSALS[drv.dialect_name]:
+            conn.exec_driver_sql(statement.format(table=table, column=column))
+
+
+def _row_counts(drv: SQLDriver) -> dict[str, int]:
+    tables = [t.event, *t.TRAIT_TABLES.values()]
+    with drv.engine.connect() as conn:
+        return {
+            table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for table in tables
+        }
+
+
+def _string_rows(drv: SQLDriver) -> set[tuple[str, str, str]]:
+    ev, ts = t.event, t.trait_string
+    with drv.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(ev.c.message_id, ts.c.name, ts.c.value).join(ev, ev.c.id == ts.c.event_id)
+        )
+        return {(m, n, v) for m, n, v in rows}
+
+
+@pytest.mark.parametrize(("table", "column"), [("event", "message_id"), ("trait_string", "value")])
+def test_a_refused_row_stores_nothing_of_its_batch(
+    sql_driver: SQLDriver, table: str, column: str
+) -> None:
+    """The database refuses one row late in a batch, an event row or a string trait row
+    (PostgreSQL writes the two over separate connections, in separate transactions): nothing
+    of the batch is stored, in any table, and the batches around it are whole."""
+    sql_driver.record_events([tagged(n) for n in range(10)])
+    before = _row_counts(sql_driver)
+    _refuse(sql_driver, table, column)
+    bad = tagged(700, tag="boom")
+    if table == "event":
+        bad = replace(bad, message_id="boom")
+    sent = (
+        [tagged(n) for n in range(100, 100 + 2 * SPREAD)]
+        + [bad]
+        + [tagged(n) for n in range(900, 950)]
+    )
+    with pytest.raises(StorageError, match="refused by the test"):
+        sql_driver.record_events(sent)
+    assert _row_counts(sql_driver) == before
+    assert sql_driver.record_events([tagged(n) for n in range(10, 20)]).stored == 10
+    check_stored(sql_driver, list(range(20)), tagged)
+    assert _string_rows(sql_driver) == {
+        (f"m-{n:05d}", name, value)
+        for n in range(20)
+        for name, value in (("host", f"h{n % 7}"), ("tag", "fine"))
+    }
+    assert _row_counts(sql_driver)["trait_string"] == 40  # no row without its event
+
+
+def test_a_batch_written_again_leaves_no_trait_rows_behind(sql_driver: SQLDriver) -> None:
+    """A batch holding stored events fails on the unique message_id index after its string
+    trait rows were sent (PostgreSQL: over the second connection) and is written again,
+    probing: the string trait rows are exactly those of the stored events."""
+    sql_driver.record_events([tagged(n) for n in range(0, 300, 2)])
+    result = sql_driver.record_events([tagged(n) for n in range(300)])
+    assert result.stored == 150
+    assert len(result.duplicates) == 150
+    check_stored(sql_driver, list(range(300)), tagged)
+    assert _row_counts(sql_driver)["trait_string"] == 600
+    assert len(_string_rows(sql_driver)) == 600

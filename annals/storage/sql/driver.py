@@ -286,6 +286,15 @@ class SQLDriver(StorageDriver):
             self._configure_mariadb(self.engine)
         else:
             self._configure_postgresql(self.engine)
+        #: PostgreSQL: the pool of the writers' second connections, which carry a batch's
+        #: string trait rows while the first carries its event rows (_copy_postgresql). A
+        #: pool of its own: a writer holds a connection of the first pool while it takes
+        #: one of this one, never the other way round, so writers cannot wait on each other.
+        self._side_engine: Engine | None = None
+        if self.dialect_name == "postgresql":
+            self._side_engine = sa.create_engine(self.sa_url, **kwargs)
+            self._ping_when_idle(self._side_engine)
+            self._configure_postgresql(self._side_engine)
         self._type_ids: dict[str, int] = {}
         self._type_lock = threading.Lock()
 
@@ -424,7 +433,9 @@ class SQLDriver(StorageDriver):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @contextlib.contextmanager
-    def _tx(self, write: bool = False, autocommit: bool = False) -> Iterator[Connection]:
+    def _tx(
+        self, write: bool = False, autocommit: bool = False, engine: Engine | None = None
+    ) -> Iterator[Connection]:
         """A transaction, with database failures mapped to storage errors.
 
         IntegrityError passes through (writers retry on it); deadlocks and lock timeouts
@@ -437,7 +448,7 @@ class SQLDriver(StorageDriver):
         """
         connected = False
         try:
-            with self.engine.connect() as raw_conn:
+            with (engine or self.engine).connect() as raw_conn:
                 connected = True
                 conn = raw_conn
                 if write:
@@ -537,6 +548,8 @@ class SQLDriver(StorageDriver):
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.engine.dispose()
+        if self._side_engine is not None:
+            self._side_engine.dispose()
 
     def storage_capabilities(self) -> dict[str, bool]:
         # SQLite is a single file on one host with one writer at a time: fine for a lab or a
@@ -649,9 +662,6 @@ class SQLDriver(StorageDriver):
         catalogue: set[tuple[int, str, TraitType]] = set()
         event_rows: Iterable[tuple[Any, ...]]
         event_rows = self._event_rows(new, row_ids, type_ids, trait_rows, catalogue)
-        if self.dialect_name != "postgresql":
-            # PostgreSQL's COPY takes the rows as they are made (see _event_rows).
-            event_rows = list(event_rows)
         columns = (
             "message_id",
             "event_type_id",
@@ -661,6 +671,10 @@ class SQLDriver(StorageDriver):
             "raw",
             "traits",
         )
+        if self._side_engine is not None:
+            self._copy_postgresql(conn, event_rows, trait_rows, catalogue)
+            return len(new), [m for m in ids if m in existing]
+        event_rows = list(event_rows)
         self._insert_rows(conn, t.event, ("id", *columns) if row_ids else columns, event_rows)
         if not row_ids:
             stored = self._stored_event_ids(conn, [ev.message_id for ev in new])
@@ -675,6 +689,61 @@ class SQLDriver(StorageDriver):
         if catalogue:
             self._record_catalogue(conn, sorted((a, b, int(c)) for a, b, c in catalogue))
         return len(new), [m for m in ids if m in existing]
+
+    def _copy_postgresql(
+        self,
+        conn: Connection,
+        event_rows: Iterator[tuple[Any, ...]],
+        trait_rows: dict[TraitType, list[tuple[Any, ...]]],
+        catalogue: set[tuple[int, str, TraitType]],
+    ) -> None:
+        """PostgreSQL: a batch's rows over two connections, so that two server processes
+        insert them at once, while this one makes them.
+
+        ``conn`` (the batch's transaction) COPYs the event rows as they are made; a second
+        connection, from ``_side_engine``, COPYs each event's string trait rows right after
+        its event row. The other trait rows and the catalogue follow on ``conn``. The index
+        inserts of the event rows and those of the string trait rows (each about half of
+        the server's work) then run in two backends instead of one after the other.
+
+        Two transactions, committed in order: the trait rows first, then ``conn``'s (by the
+        caller) with the events. Every read reaches trait rows through their event (a join
+        or a probe by event id), so rows whose event is not committed yet are seen by
+        nobody; a failure before the first commit rolls both back. A failure of the last
+        commit alone (the connection lost at that moment) can leave string trait rows whose
+        event was never stored: unreachable, never shown, never matched (event ids come from
+        a sequence and are not given twice). The batch is acknowledged after both commits.
+        """
+        assert self._side_engine is not None
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        names = "id, message_id, event_type_id, generated, project_id, user_id, raw, traits"
+        event_copy = f"COPY event ({names}) FROM STDIN"
+        string_copy = "COPY trait_string (event_id, name, value) FROM STDIN"
+        strings = trait_rows[TraitType.STRING]
+        with self._tx(write=True, engine=self._side_engine) as side:
+            side_conn: Any = side.connection.dbapi_connection
+            try:
+                with (
+                    dbapi_conn.cursor() as cursor,
+                    side_conn.cursor() as side_cursor,
+                    cursor.copy(event_copy) as copy,
+                    side_cursor.copy(string_copy) as side_copy,
+                ):
+                    write_event, write_string = copy.write_row, side_copy.write_row
+                    for row in event_rows:  # each row adds its event's trait rows
+                        write_event(row)
+                        for string_row in strings:
+                            write_string(string_row)
+                        strings.clear()
+            except self.engine.dialect.loaded_dbapi.Error as exc:
+                raise self._dbapi_error(f"{event_copy}; {string_copy}", exc) from exc
+            for trait_type, values in trait_rows.items():
+                if values:
+                    self._insert_rows(
+                        conn, t.TRAIT_TABLES[trait_type], ("event_id", "name", "value"), values
+                    )
+            if catalogue:
+                self._record_catalogue(conn, sorted((a, b, int(c)) for a, b, c in catalogue))
 
     @staticmethod
     def _event_rows(
