@@ -591,19 +591,25 @@ def _string_rows(drv: SQLDriver) -> set[tuple[str, str, str]]:
         return {(m, n, v) for m, n, v in rows}
 
 
-@pytest.mark.parametrize(("table", "column"), [("event", "message_id"), ("trait_string", "value")])
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("event", "message_id"), ("trait_string", "value"), ("trait_integer", "name")],
+)
 def test_a_refused_row_stores_nothing_of_its_batch(
     sql_driver: SQLDriver, table: str, column: str
 ) -> None:
-    """The database refuses one row late in a batch, an event row or a string trait row
-    (PostgreSQL writes the two over separate connections, in separate transactions): nothing
-    of the batch is stored, in any table, and the batches around it are whole."""
+    """The database refuses one row late in a batch: an event row, a string trait row or an
+    integer trait row (PostgreSQL writes the string trait rows over a second connection, in a
+    transaction of their own, the integer ones after the events): nothing of the batch is
+    stored, in any table, and the batches around it are whole."""
     sql_driver.record_events([tagged(n) for n in range(10)])
     before = _row_counts(sql_driver)
     _refuse(sql_driver, table, column)
     bad = tagged(700, tag="boom")
     if table == "event":
         bad = replace(bad, message_id="boom")
+    elif table == "trait_integer":
+        bad = replace(bad, traits=(*bad.traits, Trait("boom", TraitType.INTEGER, 1)))
     sent = (
         [tagged(n) for n in range(100, 100 + 2 * SPREAD)]
         + [bad]

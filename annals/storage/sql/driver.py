@@ -672,7 +672,7 @@ class SQLDriver(StorageDriver):
             "traits",
         )
         if self._side_engine is not None:
-            self._copy_postgresql(conn, event_rows, trait_rows, catalogue)
+            self._copy_postgresql(conn, ("id", *columns), event_rows, trait_rows, catalogue)
             return len(new), [m for m in ids if m in existing]
         event_rows = list(event_rows)
         self._insert_rows(conn, t.event, ("id", *columns) if row_ids else columns, event_rows)
@@ -681,6 +681,16 @@ class SQLDriver(StorageDriver):
             by_position = [stored[ev.message_id] for ev in new]
             for kind, rows in trait_rows.items():
                 trait_rows[kind] = [(by_position[pos], name, value) for pos, name, value in rows]
+        self._insert_traits(conn, trait_rows, catalogue)
+        return len(new), [m for m in ids if m in existing]
+
+    def _insert_traits(
+        self,
+        conn: Connection,
+        trait_rows: dict[TraitType, list[tuple[Any, ...]]],
+        catalogue: set[tuple[int, str, TraitType]],
+    ) -> None:
+        """The batch's trait rows in ``trait_rows`` and its catalogue entries, on ``conn``."""
         for trait_type, values in trait_rows.items():
             if values:
                 self._insert_rows(
@@ -688,11 +698,11 @@ class SQLDriver(StorageDriver):
                 )
         if catalogue:
             self._record_catalogue(conn, sorted((a, b, int(c)) for a, b, c in catalogue))
-        return len(new), [m for m in ids if m in existing]
 
     def _copy_postgresql(
         self,
         conn: Connection,
+        columns: Sequence[str],
         event_rows: Iterator[tuple[Any, ...]],
         trait_rows: dict[TraitType, list[tuple[Any, ...]]],
         catalogue: set[tuple[int, str, TraitType]],
@@ -716,8 +726,7 @@ class SQLDriver(StorageDriver):
         """
         assert self._side_engine is not None
         dbapi_conn: Any = conn.connection.dbapi_connection
-        names = "id, message_id, event_type_id, generated, project_id, user_id, raw, traits"
-        event_copy = f"COPY event ({names}) FROM STDIN"
+        event_copy = f"COPY event ({', '.join(columns)}) FROM STDIN"
         string_copy = "COPY trait_string (event_id, name, value) FROM STDIN"
         strings = trait_rows[TraitType.STRING]
         with self._tx(write=True, engine=self._side_engine) as side:
@@ -737,13 +746,8 @@ class SQLDriver(StorageDriver):
                         strings.clear()
             except self.engine.dialect.loaded_dbapi.Error as exc:
                 raise self._dbapi_error(f"{event_copy}; {string_copy}", exc) from exc
-            for trait_type, values in trait_rows.items():
-                if values:
-                    self._insert_rows(
-                        conn, t.TRAIT_TABLES[trait_type], ("event_id", "name", "value"), values
-                    )
-            if catalogue:
-                self._record_catalogue(conn, sorted((a, b, int(c)) for a, b, c in catalogue))
+            # Before the trait transaction commits: a refused row here leaves nothing behind.
+            self._insert_traits(conn, trait_rows, catalogue)
 
     @staticmethod
     def _event_rows(
