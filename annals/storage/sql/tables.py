@@ -13,7 +13,9 @@ Designed for the queries the API runs, not copied from Panko:
   event_id)`` so a trait filter is an index range scan, not a scan of every trait.
 * Trait rows carry no foreign key to their event (migration 0003): PostgreSQL checked it with
   a trigger per row, a third of the write time. The driver keeps the reference: traits are
-  written in their event's transaction and deleted in the transaction that deletes it.
+  written in their event's transaction (PostgreSQL's string trait rows: in a second one on
+  another connection, committed just before it, SQLDriver._copy_postgresql) and deleted in
+  the transaction that deletes it.
   Likewise events carry none to their event type on PostgreSQL and MySQL/MariaDB (0009):
   the writer share-locks the batch's event type rows once, which is what the per-row check
   did (SQLDriver._lock_event_types).
