@@ -290,10 +290,12 @@ class SQLDriver(StorageDriver):
         #: string trait rows while the first carries its event rows (_copy_postgresql). A
         #: pool of its own: a writer holds a connection of the first pool while it takes
         #: one of this one, never the other way round, so writers cannot wait on each other.
+        #: Pinged at every checkout (one round trip per batch): a second stale connection
+        #: after a database restart would otherwise fail the write that record_events has
+        #: already retried once for the first.
         self._side_engine: Engine | None = None
         if self.dialect_name == "postgresql":
-            self._side_engine = sa.create_engine(self.sa_url, **kwargs)
-            self._ping_when_idle(self._side_engine)
+            self._side_engine = sa.create_engine(self.sa_url, pool_pre_ping=True, **kwargs)
             self._configure_postgresql(self._side_engine)
         self._type_ids: dict[str, int] = {}
         self._type_lock = threading.Lock()
