@@ -49,13 +49,11 @@ def event(n: int, event_type: str = "compute.instance.create.end") -> Event:
     )
 
 
-def check_stored(
-    drv: SQLDriver, numbers: list[int], make: Callable[[int], Event] | None = None
-) -> None:
+def check_stored(drv: SQLDriver, numbers: list[int], make: Callable[[int], Event] = event) -> None:
     got = drv.get_events(EventQuery(limit=10_000))
     assert [e.message_id for e in got] == [f"m-{n:05d}" for n in sorted(numbers)]
     for stored in got:
-        sent = (make or event)(int(stored.message_id[2:]))
+        sent = make(int(stored.message_id[2:]))
         in_order = tuple(sorted(sent.traits, key=lambda tr: (tr.name, tr.type)))
         assert stored == replace(sent, traits=in_order)  # raw included
 

@@ -675,15 +675,17 @@ class SQLDriver(StorageDriver):
         )
         if self._side_engine is not None:
             self._copy_postgresql(conn, ("id", *columns), event_rows, trait_rows, catalogue)
-            return len(new), [m for m in ids if m in existing]
-        event_rows = list(event_rows)
-        self._insert_rows(conn, t.event, ("id", *columns) if row_ids else columns, event_rows)
-        if not row_ids:
-            stored = self._stored_event_ids(conn, [ev.message_id for ev in new])
-            by_position = [stored[ev.message_id] for ev in new]
-            for kind, rows in trait_rows.items():
-                trait_rows[kind] = [(by_position[pos], name, value) for pos, name, value in rows]
-        self._insert_traits(conn, trait_rows, catalogue)
+        else:
+            event_rows = list(event_rows)
+            self._insert_rows(conn, t.event, ("id", *columns) if row_ids else columns, event_rows)
+            if not row_ids:
+                stored = self._stored_event_ids(conn, [ev.message_id for ev in new])
+                by_position = [stored[ev.message_id] for ev in new]
+                for kind, rows in trait_rows.items():
+                    trait_rows[kind] = [
+                        (by_position[pos], name, value) for pos, name, value in rows
+                    ]
+            self._insert_traits(conn, trait_rows, catalogue)
         return len(new), [m for m in ids if m in existing]
 
     def _insert_traits(

@@ -41,13 +41,13 @@ COLUMNS = {
 }
 
 
-def _collate(collation: str | None) -> None:
+def _collate(collation: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    clause = f' COLLATE "{collation}"' if collation else ""
     for table, columns in COLUMNS.items():
         changes = ", ".join(
-            f"ALTER COLUMN {name} TYPE varchar({length}){clause}" for name, length in columns
+            f'ALTER COLUMN {name} TYPE varchar({length}) COLLATE "{collation}"'
+            for name, length in columns
         )
         op.execute(f"ALTER TABLE {table} {changes}")
 
