@@ -84,16 +84,25 @@ def trait_doc(trait: Trait) -> dict[str, str]:
 
 def encode_traits(traits: Iterable[tuple[str, TraitType, TraitValue]]) -> str:
     """The JSON text of an event's trait documents, in :data:`BY_NAME_AND_TYPE` order: what
-    the SQL driver stores beside each event and :class:`StoredTraits` decodes."""
-    names = TYPE_NAMES
+    the SQL driver stores beside each event and :class:`StoredTraits` decodes.
+
+    Runs once per event written. The (name, type, value) tuples are sorted as they are, not
+    by a key: an event holds one trait per name and type, so the value never decides, and a
+    key tuple per trait was a tenth of the call. ``trait_value_text`` is inlined likewise.
+    """
+    names, datetime_type = TYPE_NAMES, TraitType.DATETIME
     return orjson.dumps(
         [
             {
                 "name": name,
-                "value": value if type(value) is str else trait_value_text(kind, value),
+                "value": value
+                if type(value) is str
+                else value.isoformat()
+                if kind is datetime_type and isinstance(value, dt.datetime)
+                else str(value),
                 "type": names[kind],
             }
-            for name, kind, value in sorted(traits, key=BY_NAME_AND_TYPE)
+            for name, kind, value in sorted(traits)
         ]
     ).decode()
 
