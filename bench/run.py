@@ -121,19 +121,17 @@ def _prefetched(batches: Iterator[tuple[int, bytes]]) -> Callable[[], tuple[int,
         ready.put(None)
 
     threading.Thread(target=read, name="bench-bodies", daemon=True).start()
-    done = threading.Event()
     lock = threading.Lock()
+    done = False
 
     def take() -> tuple[int, bytes] | None:
+        nonlocal done
         with lock:
-            if done.is_set():
+            if done:
                 return None
             item = ready.get()
-            if item is None:
-                done.set()
-                return None
+            done = item is None or isinstance(item, BaseException)
             if isinstance(item, BaseException):
-                done.set()
                 raise item
             return item
 
